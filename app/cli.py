@@ -1,0 +1,98 @@
+"""Command-line entry points: thin wrappers over domain functions."""
+
+import sys
+
+import click
+from flask import Flask, current_app
+from flask.cli import AppGroup
+from flask_migrate import upgrade
+
+from app import vambe_client
+from app.clock import utcnow
+from app.domain.accounts import AccountError, create_user, find_user
+from app.domain.syncing import sync_business_numbers
+from app.models import Role
+from app.sandbox.seeding import seed_sandbox
+from app.vambe import VambeError
+
+users_cli = AppGroup("users", help="Manage the people who sign in.")
+sandbox_cli = AppGroup("sandbox", help="The built-in fake of Vambe (only without VAMBE_API_KEY).")
+vambe_cli = AppGroup("vambe", help="The connection to Vambe.")
+
+DEMO_USERS = [
+    ("agent@handoff.test", "Alex Agent", Role.AGENT),
+    ("lead@handoff.test", "Lee Lead", Role.LEAD),
+]
+DEMO_PASSWORD = "handoff-demo"  # noqa: S105  (sandbox only; printed on purpose)
+
+
+@users_cli.command("create")
+@click.argument("email")
+@click.option("--role", type=click.Choice([r.value for r in Role]), default=Role.AGENT.value, show_default=True)
+@click.option("--name", default="", help="Name shown to other agents (default: the email's local part).")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input instead of prompting.")
+def create_user_command(email: str, role: str, name: str, password_stdin: bool) -> None:
+    """Create a user who can sign in."""
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    try:
+        user = create_user(email, password, Role(role), name=name, now=utcnow())
+    except AccountError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"Created {user.role} {user.email}.")
+
+
+@sandbox_cli.command("seed")
+@click.option("--reset", is_flag=True, help="Wipe the sandbox and all conversations first, for fresh 24h windows.")
+def seed_command(reset: bool) -> None:
+    """Create demo contacts in every window state (open, closing, closed, never wrote)."""
+    require_sandbox()
+    if seed_sandbox(vambe_client(), now=utcnow(), reset=reset):
+        click.echo("Seeded the sandbox with demo conversations.")
+    else:
+        click.echo("The sandbox already has data; use --reset to start again.")
+
+
+@vambe_cli.command("numbers")
+def numbers_command() -> None:
+    """Fetch the account's WhatsApp business numbers from Vambe."""
+    try:
+        numbers = sync_business_numbers(vambe_client())
+    except VambeError as error:
+        raise click.ClickException(error.agent_message) from None
+    for number in numbers:
+        click.echo(f"{number.label}")
+
+
+@click.command("demo")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True, type=int)
+def demo_command(host: str, port: int) -> None:
+    """Set up the database, seed the sandbox, create demo logins and serve the app."""
+    require_sandbox()
+    upgrade(directory=current_app.extensions["migrate"].directory)
+    seed_sandbox(vambe_client(), now=utcnow())
+    for email, name, role in DEMO_USERS:
+        if find_user(email) is None:
+            create_user(email, DEMO_PASSWORD, role, name=name, now=utcnow())
+    url = f"http://{host}:{port}/"
+    click.echo(
+        f"\n  Handoff (sandbox) is running at {url}\n"
+        f"  Sign in as {DEMO_USERS[0][0]} (or {DEMO_USERS[1][0]}) with the password {DEMO_PASSWORD}\n"
+        "  Windows drifted since the last run? Stop, run `.venv/bin/flask sandbox seed --reset`, start again.\n"
+    )
+    current_app.run(host=host, port=port, debug=False, load_dotenv=False)
+
+
+def require_sandbox() -> None:
+    if not current_app.config["SANDBOX_MODE"]:
+        raise click.ClickException("This command only works in sandbox mode (VAMBE_API_KEY unset).")
+
+
+def register(app: Flask) -> None:
+    app.cli.add_command(users_cli)
+    app.cli.add_command(sandbox_cli)
+    app.cli.add_command(vambe_cli)
+    app.cli.add_command(demo_command)

@@ -1,0 +1,98 @@
+"""Configuration, read from the environment in one place.
+
+No other module reads ``os.environ``: the factory calls :func:`load_config` and
+everything else reads ``app.config``.
+"""
+
+import os
+import secrets
+from collections.abc import Mapping
+from datetime import timedelta
+from pathlib import Path
+
+from dotenv import dotenv_values
+
+DEFAULT_VAMBE_API_BASE_URL = "https://api.vambe.me"
+# The sandbox lives in-process; this host is never resolved (see app/sandbox/transport.py).
+SANDBOX_API_BASE_URL = "https://sandbox.vambe.invalid"
+SANDBOX_API_KEY = "sandbox-api-key"
+SANDBOX_WEBHOOK_SECRET = "sandbox-webhook-secret"
+
+
+class ConfigError(RuntimeError):
+    """The environment does not describe a runnable installation."""
+
+
+def read_environment(project_root: Path) -> dict[str, str]:
+    """The process environment over the values of a ``.env`` file, as the ``flask`` CLI does."""
+    values = {k: v for k, v in dotenv_values(project_root / ".env").items() if v is not None}
+    values.update(os.environ)
+    return values
+
+
+def load_config(env: Mapping[str, str], instance_path: Path) -> dict:
+    """Build the Flask config mapping from ``env``; raise ConfigError when it cannot run."""
+    api_key = env.get("VAMBE_API_KEY", "").strip()
+    sandbox = not api_key
+    return {
+        "SQLALCHEMY_DATABASE_URI": database_url(env.get("DATABASE_URL"), instance_path),
+        "SECRET_KEY": secret_key(env.get("SECRET_KEY"), sandbox, instance_path),
+        "SANDBOX_MODE": sandbox,
+        "VAMBE_API_BASE_URL": SANDBOX_API_BASE_URL
+        if sandbox
+        else env.get("VAMBE_API_BASE_URL", DEFAULT_VAMBE_API_BASE_URL).rstrip("/"),
+        "VAMBE_API_KEY": SANDBOX_API_KEY if sandbox else api_key,
+        "VAMBE_WEBHOOK_SECRET": env.get("VAMBE_WEBHOOK_SECRET") or (SANDBOX_WEBHOOK_SECRET if sandbox else None),
+        "VAMBE_TIMEOUT": (
+            positive_float(env, "VAMBE_CONNECT_TIMEOUT_SECONDS", 3.05),
+            positive_float(env, "VAMBE_READ_TIMEOUT_SECONDS", 10.0),
+        ),
+        "WINDOW_WARNING": timedelta(minutes=positive_float(env, "HANDOFF_WINDOW_WARNING_MINUTES", 60)),
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        # A CSRF token lives as long as the session: agents keep a console open all day.
+        "WTF_CSRF_TIME_LIMIT": None,
+    }
+
+
+def database_url(raw: str | None, instance_path: Path) -> str:
+    """The SQLAlchemy URL; PostgreSQL URLs are pointed at the psycopg 3 driver."""
+    if not raw:
+        instance_path.mkdir(parents=True, exist_ok=True)
+        return f"sqlite:///{instance_path / 'handoff.sqlite'}"
+    for prefix in ("postgres://", "postgresql://"):
+        if raw.startswith(prefix):
+            return "postgresql+psycopg://" + raw[len(prefix) :]
+    return raw
+
+
+def secret_key(raw: str | None, sandbox: bool, instance_path: Path) -> str:
+    """The session-signing key; sandbox installs get a generated one kept in the instance folder."""
+    if raw:
+        return raw
+    if not sandbox:
+        raise ConfigError(
+            "SECRET_KEY is not set. A Vambe API key is configured, so this is a real installation: "
+            "set SECRET_KEY to a long random value, e.g. "
+            "python -c 'import secrets; print(secrets.token_hex(32))'."
+        )
+    # Kept on disk, not in memory, so that every worker signs sessions with the same key.
+    key_file = instance_path / "sandbox-secret-key"
+    if not key_file.exists():
+        instance_path.mkdir(parents=True, exist_ok=True)
+        key_file.write_text(secrets.token_hex(32))
+    return key_file.read_text().strip()
+
+
+def positive_float(env: Mapping[str, str], name: str, default: float) -> float:
+    """A positive number from ``env[name]``, or ``default`` when unset."""
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, got {raw!r}.") from None
+    if value <= 0:
+        raise ConfigError(f"{name} must be positive, got {raw!r}.")
+    return value

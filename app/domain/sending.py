@@ -1,0 +1,222 @@
+"""Sending an agent's reply: validate, record, call Vambe once, record the outcome."""
+
+import logging
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+
+from app.domain.window import WindowStatus, window_status
+from app.extensions import db
+from app.models import (
+    AuditEvent,
+    AuditKind,
+    Author,
+    BusinessNumber,
+    Conversation,
+    Direction,
+    Message,
+    Outcome,
+    User,
+)
+from app.vambe import SessionMessage, VambeClient, VambeError
+
+log = logging.getLogger(__name__)
+
+MAX_MESSAGE_LENGTH = 4096  # WhatsApp's cap on a text body
+IDEMPOTENCY_KEY_PATTERN = re.compile(r"[A-Za-z0-9_-]{8,64}")
+
+
+class SendRefused(Exception):
+    """The reply cannot be sent as asked; nothing was stored or sent."""
+
+
+class OutsideWindow(Exception):
+    """The 24h window is not open and the agent has not confirmed sending anyway."""
+
+    def __init__(self, window: WindowStatus):
+        super().__init__(f"the 24h window is {window.state}")
+        self.window = window
+
+
+@dataclass(frozen=True)
+class Reply:
+    """What the agent asked to send."""
+
+    text: str
+    idempotency_key: str
+    pause_assistant: bool = True
+    quoted_message_id: int | None = None
+    business_number_id: int | None = None
+    confirmed_outside_window: bool = False
+
+
+def send_reply(
+    conversation: Conversation,
+    agent: User,
+    reply: Reply,
+    *,
+    client: VambeClient,
+    now: datetime,
+    warning: timedelta,
+) -> Message:
+    """Send ``reply`` once per idempotency key and return its message, settled to its outcome.
+
+    Raises SendRefused or OutsideWindow before anything is stored. The message is committed as
+    ``sending`` before Vambe is called, so a crash or a repeated request can never send twice.
+    """
+    existing = message_with_key(reply.idempotency_key, conversation)
+    if existing is not None:
+        return existing
+    text = validated_text(reply.text)
+    quoted = validated_quote(conversation, reply.quoted_message_id)
+    number = chosen_business_number(conversation, reply.business_number_id)
+    window = window_status(conversation.last_inbound_at, now, warning)
+    if not window.allows_free_form and not reply.confirmed_outside_window:
+        raise OutsideWindow(window)
+
+    message = Message(
+        conversation=conversation,
+        direction=Direction.OUTBOUND,
+        author=Author.AGENT,
+        author_user=agent,
+        body=text,
+        quoted_message=quoted,
+        pause_assistant=reply.pause_assistant,
+        business_number=number,
+        outcome=Outcome.SENDING,
+        idempotency_key=reply.idempotency_key,
+        window_override=not window.allows_free_form,
+        occurred_at=now,
+        created_at=now,
+        updated_at=now,
+    )
+    db.session.add(message)
+    if message.window_override:
+        db.session.add(override_event(message, agent, window, now))
+    try:
+        db.session.commit()
+    except IntegrityError:
+        # Another request with the same key (a double click) got there first.
+        db.session.rollback()
+        return message_with_key(reply.idempotency_key, conversation)
+
+    outgoing = SessionMessage(
+        message=text,
+        pause_assistant=reply.pause_assistant,
+        contact_id=conversation.vambe_contact_id,
+        phone=None if conversation.vambe_contact_id else conversation.phone,
+        reply_message_id=quoted.provider_message_id if quoted else None,
+        from_phone_number=number.phone_number if number else None,
+    )
+    deliver(message, outgoing, agent, client=client, now=now)
+    return message
+
+
+def deliver(message: Message, outgoing: SessionMessage, agent: User, *, client: VambeClient, now: datetime) -> None:
+    """Make the one Vambe call for ``message`` and commit its outcome."""
+    try:
+        accepted = client.send_session_message(outgoing)
+    except VambeError as error:
+        settle(message, Outcome.UNKNOWN if error.delivery_unknown else Outcome.FAILED, error.agent_message, now)
+    except Exception:
+        log.exception("unexpected error while sending message %s", message.id)
+        settle(
+            message,
+            Outcome.UNKNOWN,
+            "Handoff hit an unexpected error while sending. The message may or may not have been delivered: "
+            "check the conversation before sending it again.",
+            now,
+        )
+    else:
+        message.provider_message_id = accepted.provider_message_id
+        settle(message, Outcome.SENT, None, now)
+        if outgoing.pause_assistant:
+            pause_assistant(message.conversation, agent, message, now)
+    db.session.commit()
+
+
+def settle(message: Message, outcome: Outcome, reason: str | None, now: datetime) -> None:
+    message.outcome = outcome
+    message.outcome_reason = reason
+    message.updated_at = now
+
+
+def pause_assistant(conversation: Conversation, agent: User, message: Message, now: datetime) -> None:
+    """Record that Vambe paused the AI assistant for this contact because of ``message``."""
+    conversation.assistant_paused_at = now
+    conversation.assistant_paused_by = agent
+    db.session.add(
+        AuditEvent(
+            occurred_at=now,
+            kind=AuditKind.ASSISTANT_PAUSED,
+            actor=agent,
+            conversation_id=conversation.id,
+            message_id=message.id,
+            details={},
+        )
+    )
+
+
+def override_event(message: Message, agent: User, window: WindowStatus, now: datetime) -> AuditEvent:
+    details: dict = {"window_state": str(window.state)}
+    if window.expires_at is not None:
+        details["window_expired_at"] = window.expires_at.isoformat()
+        details["late_by_seconds"] = int((now - window.expires_at).total_seconds())
+    return AuditEvent(
+        occurred_at=now,
+        kind=AuditKind.WINDOW_OVERRIDE,
+        actor=agent,
+        conversation_id=message.conversation.id,
+        message=message,
+        details=details,
+    )
+
+
+def message_with_key(key: str, conversation: Conversation) -> Message | None:
+    """The message already sent under ``key``, after checking the key is well formed and not reused."""
+    if not IDEMPOTENCY_KEY_PATTERN.fullmatch(key or ""):
+        raise SendRefused("This form is missing its send token. Reload the page and try again.")
+    message = db.session.scalar(select(Message).where(Message.idempotency_key == key))
+    if message is not None and message.conversation_id != conversation.id:
+        raise SendRefused("This send token belongs to another conversation. Reload the page and try again.")
+    return message
+
+
+def validated_text(text: str) -> str:
+    text = (text or "").replace("\r\n", "\n")
+    if not text.strip():
+        raise SendRefused("Type a message before sending.")
+    if len(text) > MAX_MESSAGE_LENGTH:
+        raise SendRefused(
+            f"The message is {len(text)} characters long; WhatsApp accepts at most {MAX_MESSAGE_LENGTH}."
+        )
+    return text
+
+
+def validated_quote(conversation: Conversation, quoted_message_id: int | None) -> Message | None:
+    if quoted_message_id is None:
+        return None
+    quoted = db.session.get(Message, quoted_message_id)
+    if quoted is None or quoted.conversation_id != conversation.id:
+        raise SendRefused("The quoted message is not part of this conversation.")
+    if not quoted.can_be_quoted:
+        raise SendRefused("That message cannot be quoted: WhatsApp has not given it an id yet.")
+    return quoted
+
+
+def chosen_business_number(conversation: Conversation, business_number_id: int | None) -> BusinessNumber | None:
+    """The number to send from: the agent's choice, or the conversation's own when Vambe needs one."""
+    if business_number_id is not None:
+        number = db.session.get(BusinessNumber, business_number_id)
+        if number is None:
+            raise SendRefused("The chosen business number no longer exists. Reload the page and choose again.")
+        return number
+    # Vambe requires from_phone_number when targeting by phone on an account with several numbers.
+    if conversation.vambe_contact_id is None and db.session.scalar(select(func.count(BusinessNumber.id))) > 1:
+        if conversation.business_number is None:
+            raise SendRefused("Choose the business number to send from.")
+        return conversation.business_number
+    return None

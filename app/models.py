@@ -1,0 +1,165 @@
+"""The store: users, business numbers, conversations, messages and the audit trail."""
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from flask_login import UserMixin
+from sqlalchemy import JSON, ForeignKey, Index, String, Text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from app.db_types import UTCDateTime
+from app.extensions import db
+
+
+class Role(StrEnum):
+    AGENT = "agent"
+    LEAD = "lead"
+    ADMIN = "admin"
+
+
+# Each role can do everything the roles before it can.
+ROLE_RANK = {Role.AGENT: 0, Role.LEAD: 1, Role.ADMIN: 2}
+
+
+class Direction(StrEnum):
+    INBOUND = "inbound"
+    OUTBOUND = "outbound"
+
+
+class Author(StrEnum):
+    CUSTOMER = "customer"
+    ASSISTANT = "assistant"
+    AGENT = "agent"
+    OTHER_TOOL = "other_tool"
+
+
+class Outcome(StrEnum):
+    RECEIVED = "received"
+    SENDING = "sending"
+    SENT = "sent"
+    DELIVERED = "delivered"
+    READ = "read"
+    FAILED = "failed"
+    UNKNOWN = "unknown"
+
+
+class AuditKind(StrEnum):
+    WINDOW_OVERRIDE = "window_override"
+    ASSISTANT_PAUSED = "assistant_paused"
+
+
+class User(UserMixin, db.Model):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    name: Mapped[str] = mapped_column(String(120))
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(16))
+    active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    @property
+    def is_active(self) -> bool:
+        return self.active
+
+    def set_password(self, password: str) -> None:
+        self.password_hash = generate_password_hash(password)
+
+    def check_password(self, password: str) -> bool:
+        return check_password_hash(self.password_hash, password)
+
+    def has_role(self, role: Role) -> bool:
+        """Whether this user's role is ``role`` or one above it."""
+        return ROLE_RANK[Role(self.role)] >= ROLE_RANK[role]
+
+
+class BusinessNumber(db.Model):
+    """A WhatsApp number of the Vambe account, as the channels endpoint lists it."""
+
+    __tablename__ = "business_numbers"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    vambe_channel_id: Mapped[str | None] = mapped_column(String(64), unique=True)
+    phone_number: Mapped[str] = mapped_column(String(32), unique=True)
+    name: Mapped[str] = mapped_column(String(120), default="")
+
+    @property
+    def label(self) -> str:
+        return f"{self.name} (+{self.phone_number.lstrip('+')})" if self.name else f"+{self.phone_number}"
+
+
+class Conversation(db.Model):
+    """One WhatsApp contact's conversation with the business."""
+
+    __tablename__ = "conversations"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    vambe_contact_id: Mapped[str | None] = mapped_column(String(36), unique=True)
+    phone: Mapped[str | None] = mapped_column(String(20), index=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    business_number_id: Mapped[int | None] = mapped_column(ForeignKey("business_numbers.id"))
+    # The 24h window is measured from the newest *inbound* message only.
+    last_inbound_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_message_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    assistant_paused_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    assistant_paused_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    business_number: Mapped[BusinessNumber | None] = relationship()
+    assistant_paused_by: Mapped[User | None] = relationship()
+
+    @property
+    def display_name(self) -> str:
+        return self.name or self.phone or "Unknown contact"
+
+
+class Message(db.Model):
+    __tablename__ = "messages"
+    __table_args__ = (Index("ix_messages_conversation_occurred", "conversation_id", "occurred_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id"))
+    direction: Mapped[str] = mapped_column(String(8))
+    author: Mapped[str] = mapped_column(String(16))
+    author_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    body: Mapped[str] = mapped_column(Text)
+    # One Vambe account per installation, so the provider id is unique across the store.
+    provider_message_id: Mapped[str | None] = mapped_column(String(128), unique=True)
+    quoted_message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id"))
+    pause_assistant: Mapped[bool | None]
+    business_number_id: Mapped[int | None] = mapped_column(ForeignKey("business_numbers.id"))
+    outcome: Mapped[str] = mapped_column(String(16))
+    outcome_reason: Mapped[str | None] = mapped_column(Text)
+    idempotency_key: Mapped[str | None] = mapped_column(String(64), unique=True)
+    window_override: Mapped[bool] = mapped_column(default=False)
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    conversation: Mapped[Conversation] = relationship()
+    author_user: Mapped[User | None] = relationship()
+    quoted_message: Mapped["Message | None"] = relationship(remote_side=[id])
+    business_number: Mapped[BusinessNumber | None] = relationship()
+
+    @property
+    def can_be_quoted(self) -> bool:
+        return self.provider_message_id is not None
+
+
+class AuditEvent(db.Model):
+    """An append-only record of a decision someone made: an override, a pause."""
+
+    __tablename__ = "audit_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    kind: Mapped[str] = mapped_column(String(40), index=True)
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    conversation_id: Mapped[int | None] = mapped_column(ForeignKey("conversations.id"), index=True)
+    message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id"))
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+    actor: Mapped[User | None] = relationship()

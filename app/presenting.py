@@ -1,0 +1,72 @@
+"""Template helpers: times in the viewer's zone, durations, and what every page needs to know."""
+
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from flask import Flask, current_app, request
+
+from app.models import Author, Message, Outcome
+
+TIME_ZONE_COOKIE = "tz"
+
+
+def viewer_zone() -> ZoneInfo:
+    """The viewer's time zone, as static/localtime.js reported it; UTC until it has."""
+    name = request.cookies.get(TIME_ZONE_COOKIE, "UTC")
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo("UTC")
+
+
+def localtime(moment: datetime | None, fmt: str = "%d %b %Y, %H:%M") -> str:
+    """``moment`` formatted in the viewer's time zone."""
+    if moment is None:
+        return ""
+    return moment.astimezone(viewer_zone()).strftime(fmt)
+
+
+def duration(span: timedelta) -> str:
+    """A span as an agent reads it: "2 h 14 m", "14 m", "under a minute"."""
+    minutes = int(span.total_seconds() // 60)
+    if minutes < 1:
+        return "under a minute"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes} m" if hours else f"{minutes} m"
+
+
+OUTCOME_LABELS = {
+    Outcome.RECEIVED: "Received",
+    Outcome.SENDING: "Sending…",
+    Outcome.SENT: "Sent",
+    Outcome.DELIVERED: "Delivered",
+    Outcome.READ: "Read",
+    Outcome.FAILED: "Failed",
+    Outcome.UNKNOWN: "Delivery unknown",
+}
+
+
+def author_label(message: Message) -> str:
+    """Who wrote ``message``, in the words an agent uses."""
+    if message.author == Author.CUSTOMER:
+        return message.conversation.display_name
+    if message.author == Author.AGENT:
+        return message.author_user.name if message.author_user else "Agent"
+    if message.author == Author.ASSISTANT:
+        return "AI assistant"
+    return "Other tool"
+
+
+def register(app: Flask) -> None:
+    app.jinja_env.filters["localtime"] = localtime
+    app.jinja_env.filters["duration"] = duration
+    app.jinja_env.filters["author_label"] = author_label
+    app.jinja_env.globals["OUTCOME_LABELS"] = OUTCOME_LABELS
+
+    @app.context_processor
+    def installation():
+        return {
+            "sandbox_mode": current_app.config["SANDBOX_MODE"],
+            "viewer_zone_name": viewer_zone().key,
+            "utc": UTC,
+        }

@@ -1,0 +1,7 @@
+"""The sandbox: a local twin of the Vambe API, registered only when no Vambe API key is set."""
+
+from flask import Blueprint
+
+bp = Blueprint("sandbox", __name__)
+
+from app.sandbox import api  # noqa: E402,F401  (registers the routes on bp)

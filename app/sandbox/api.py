@@ -1,0 +1,269 @@
+"""Fake Vambe endpoints that hold callers to the same contract as the real API, 24h rule included."""
+
+import re
+import uuid
+from functools import wraps
+from datetime import datetime, timedelta
+from typing import Any
+
+from flask import current_app, jsonify, request
+from sqlalchemy import func, select
+
+from app.clock import utcnow
+from app.extensions import csrf, db
+from app.sandbox import bp
+from app.sandbox.state import SANDBOX_CLIENT_ID, SandboxChannel, SandboxContact, SandboxMessage
+
+API = "/api/public"
+HISTORY_PAGE_SIZE = 20
+MAX_TEXT_LENGTH = 4096
+WINDOW = timedelta(hours=24)
+SEND_FIELDS = {"message", "contact_id", "phone", "reply_message_id", "from_phone_number", "type", "pause_assistant"}
+# The pattern of SendSessionMessageDto.contact_id in the OpenAPI contract.
+CONTACT_ID_PATTERN = re.compile(
+    r"^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[1-8][0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12}"
+    r"|00000000-0000-0000-0000-000000000000|ffffffff-ffff-ffff-ffff-ffffffffffff)$"
+)
+# WhatsApp Cloud API error 131047, as Vambe passes it on.
+REENGAGEMENT_ERROR = (
+    "(#131047) Re-engagement message: more than 24 hours have passed since the recipient last replied "
+    "to the sender number. Use a template message to reach this customer."
+)
+
+
+def error(status: int, message: str | list[str]):
+    """An error in the NestJS shape Vambe uses."""
+    reasons = {400: "Bad Request", 401: "Unauthorized", 404: "Not Found"}
+    return jsonify({"statusCode": status, "message": message, "error": reasons[status]}), status
+
+
+def api_key_required(view):
+    """Answer 401 unless the caller presents the sandbox's API key, as Vambe does."""
+
+    @wraps(view)
+    def wrapped(*args, **kwargs):
+        if request.headers.get("x-api-key") != current_app.config["VAMBE_API_KEY"]:
+            return error(401, "Unauthorized")
+        return view(*args, **kwargs)
+
+    return wrapped
+
+
+@bp.post(f"{API}/whatsapp/message/session")
+@csrf.exempt
+@api_key_required
+def send_session_message():
+    payload = request.get_json(silent=True)
+    if not isinstance(payload, dict):
+        return error(400, "The request body must be a JSON object")
+    problems = contract_violations(payload)
+    if problems:
+        return error(400, problems)
+    contact = contact_for(payload)
+    if contact is None:
+        return error(404, "Contact not found")
+    channel_problem = sender_problem(payload, contact)
+    if channel_problem:
+        return error(400, channel_problem)
+    if payload.get("reply_message_id") and not is_message_of(payload["reply_message_id"], contact):
+        return error(400, "reply_message_id does not match a message of this contact")
+    now = utcnow()
+    if not window_open(contact, now):
+        return error(400, REENGAGEMENT_ERROR)
+    db.session.add(
+        SandboxMessage(
+            id=str(uuid.uuid4()),
+            contact=contact,
+            direction="OUTBOUND",
+            sender="api",
+            body=payload["message"],
+            status="sent",
+            reply_message_id=payload.get("reply_message_id"),
+            created_at=now,
+        )
+    )
+    if payload.get("pause_assistant", True):
+        contact.assistant_paused = True
+    db.session.commit()
+    # The contract documents no response body for 201, so the twin invents none.
+    return "", 201
+
+
+def contract_violations(payload: dict[str, Any]) -> list[str]:
+    """Every way ``payload`` breaks SendSessionMessageDto, worded as class-validator would."""
+    problems = [f"property {name} should not exist" for name in sorted(set(payload) - SEND_FIELDS)]
+    message = payload.get("message")
+    if not isinstance(message, str):
+        problems.append("message must be a string")
+    elif not message:
+        problems.append("message should not be empty")
+    elif len(message) > MAX_TEXT_LENGTH:
+        problems.append(f"message must be shorter than or equal to {MAX_TEXT_LENGTH} characters")
+    if "contact_id" in payload and not (
+        isinstance(payload["contact_id"], str) and CONTACT_ID_PATTERN.match(payload["contact_id"])
+    ):
+        problems.append("contact_id must be a UUID")
+    for name in ("phone", "reply_message_id", "from_phone_number"):
+        if name in payload and not isinstance(payload[name], str):
+            problems.append(f"{name} must be a string")
+    if not payload.get("contact_id") and not payload.get("phone"):
+        problems.append("contact_id or phone must be provided")
+    if "type" in payload and payload["type"] != "text":
+        problems.append("type must be one of the following values: text")
+    if "pause_assistant" in payload and not isinstance(payload["pause_assistant"], bool):
+        problems.append("pause_assistant must be a boolean value")
+    return problems
+
+
+def contact_for(payload: dict[str, Any]) -> SandboxContact | None:
+    if payload.get("contact_id"):
+        return db.session.get(SandboxContact, payload["contact_id"])
+    digits = re.sub(r"\D", "", payload["phone"])
+    return db.session.scalar(select(SandboxContact).where(SandboxContact.phone == digits))
+
+
+def sender_problem(payload: dict[str, Any], contact: SandboxContact) -> str | None:
+    """Why the business number to send from cannot be determined, or None."""
+    from_number = payload.get("from_phone_number")
+    if from_number:
+        digits = re.sub(r"\D", "", from_number)
+        if db.session.scalar(select(SandboxChannel).where(SandboxChannel.phone_number == digits)) is None:
+            return "from_phone_number is not a WhatsApp number of this account"
+        return None
+    several = db.session.scalar(select(func.count(SandboxChannel.id))) > 1
+    if "contact_id" not in payload and several:
+        return "from_phone_number is required when sending by phone from an account with several numbers"
+    return None
+
+
+def is_message_of(message_id: str, contact: SandboxContact) -> bool:
+    message = db.session.get(SandboxMessage, message_id)
+    return message is not None and message.contact_id == contact.id
+
+
+def window_open(contact: SandboxContact, now: datetime) -> bool:
+    last_inbound = db.session.scalar(
+        select(func.max(SandboxMessage.created_at)).where(
+            SandboxMessage.contact_id == contact.id, SandboxMessage.direction == "INBOUND"
+        )
+    )
+    if last_inbound is None:
+        return False
+    if last_inbound.tzinfo is None:  # func.max bypasses the column type on SQLite
+        last_inbound = datetime.fromisoformat(str(last_inbound)).replace(tzinfo=now.tzinfo)
+    return now - last_inbound < WINDOW
+
+
+@bp.get(f"{API}/contacts")
+@api_key_required
+def list_contacts():
+    days = request.args.get("days", type=int)
+    if days is None or not 1 <= days <= 365:
+        return error(400, "days must be an integer between 1 and 365")
+    since = utcnow() - timedelta(days=days)
+    rows = db.session.execute(
+        select(SandboxContact, func.max(SandboxMessage.created_at).label("last"))
+        .join(SandboxMessage)
+        .group_by(SandboxContact.id)
+        .order_by(func.max(SandboxMessage.created_at).desc())
+    ).all()
+    contacts = [contact_json(contact, as_utc(last)) for contact, last in rows]
+    return jsonify([c for c in contacts if c["last_message_at"] >= iso(since)])
+
+
+@bp.get(f"{API}/contact/<contact_id>/info")
+@api_key_required
+def contact_info(contact_id: str):
+    contact = db.session.get(SandboxContact, contact_id)
+    if contact is None:
+        return error(404, "Contact not found")
+    last = last_message(contact)
+    data = contact_json(contact, last.created_at if last else None)
+    data["last_message_content"] = last.body if last else None
+    return jsonify(data)
+
+
+@bp.get(f"{API}/contact/v2/<contact_id>/messages")
+@api_key_required
+def list_messages(contact_id: str):
+    contact = db.session.get(SandboxContact, contact_id)
+    if contact is None:
+        return error(404, "Contact not found")
+    page = request.args.get("page", default=1, type=int)
+    if page < 1:
+        return error(400, "page must be a positive integer")
+    query = select(SandboxMessage).where(SandboxMessage.contact_id == contact.id)
+    total = db.session.scalar(select(func.count()).select_from(query.subquery()))
+    messages = db.session.scalars(
+        query.order_by(SandboxMessage.created_at, SandboxMessage.id)
+        .offset((page - 1) * HISTORY_PAGE_SIZE)
+        .limit(HISTORY_PAGE_SIZE)
+    ).all()
+    return jsonify(
+        {
+            "messages": [message_json(m) for m in messages],
+            "page": page,
+            "hasMore": page * HISTORY_PAGE_SIZE < total,
+            "total": total,
+        }
+    )
+
+
+@bp.get(f"{API}/channels/whatsapp")
+@api_key_required
+def list_channels():
+    channels = db.session.scalars(select(SandboxChannel).order_by(SandboxChannel.id)).all()
+    return jsonify([channel.as_json() for channel in channels])
+
+
+def last_message(contact: SandboxContact) -> SandboxMessage | None:
+    return db.session.scalar(
+        select(SandboxMessage)
+        .where(SandboxMessage.contact_id == contact.id)
+        .order_by(SandboxMessage.created_at.desc())
+        .limit(1)
+    )
+
+
+def contact_json(contact: SandboxContact, last_message_at: datetime | None) -> dict[str, Any]:
+    return {
+        "id": contact.id,
+        "name": contact.name,
+        "phone": contact.phone,
+        "email": None,
+        "platform": "whatsapp",
+        "last_message_at": iso(last_message_at) if last_message_at else None,
+        "chat_status": "ATTENDED" if contact.assistant_paused else "UNATTENDED",
+        "created_at": iso(contact.created_at),
+        "is_chat_read": False,
+        "blocked": False,
+    }
+
+
+def message_json(message: SandboxMessage) -> dict[str, Any]:
+    customer, business = message.contact.phone, message.contact.channel.phone_number
+    inbound = message.direction == "INBOUND"
+    return {
+        "id": message.id,
+        "body": message.body,
+        "created_at": iso(message.created_at),
+        "direction": message.direction,
+        "from": customer if inbound else business,
+        "to": business if inbound else customer,
+        "type": "text",
+        "status": message.status,
+        "media_url": None,
+        "client_id": SANDBOX_CLIENT_ID,
+        "ai_contact_id": message.contact_id,
+    }
+
+
+def iso(moment: datetime) -> str:
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def as_utc(moment: Any) -> datetime:
+    """Aggregates bypass the column type on SQLite and come back as text."""
+    if isinstance(moment, str):
+        moment = datetime.fromisoformat(moment)
+    return moment if moment.tzinfo else moment.replace(tzinfo=utcnow().tzinfo)

@@ -1,0 +1,55 @@
+"""The sandbox's own record of "Vambe's" world, kept in database tables so every worker shares it.
+
+These tables stand in for Vambe's side of the wire; Handoff's own store never reads them.
+"""
+
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, Index, String, Text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.db_types import UTCDateTime
+from app.extensions import db
+
+
+class SandboxChannel(db.Model):
+    __tablename__ = "sandbox_channels"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    phone_number: Mapped[str] = mapped_column(String(32), unique=True)
+    name: Mapped[str] = mapped_column(String(120))
+
+    def as_json(self) -> dict:
+        return {"id": self.id, "phone_number": self.phone_number, "name": self.name, "client_id": SANDBOX_CLIENT_ID}
+
+
+class SandboxContact(db.Model):
+    __tablename__ = "sandbox_contacts"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    phone: Mapped[str] = mapped_column(String(32), unique=True)  # international digits, no "+"
+    channel_id: Mapped[int] = mapped_column(ForeignKey("sandbox_channels.id"))
+    assistant_paused: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    channel: Mapped[SandboxChannel] = relationship()
+
+
+class SandboxMessage(db.Model):
+    __tablename__ = "sandbox_messages"
+    __table_args__ = (Index("ix_sandbox_messages_contact_created", "contact_id", "created_at"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    contact_id: Mapped[str] = mapped_column(ForeignKey("sandbox_contacts.id"))
+    direction: Mapped[str] = mapped_column(String(8))  # "INBOUND" | "OUTBOUND", as Vambe spells it
+    sender: Mapped[str] = mapped_column(String(16))  # "customer" | "assistant" | "api"
+    body: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16))
+    reply_message_id: Mapped[str | None] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    contact: Mapped[SandboxContact] = relationship()
+
+
+SANDBOX_CLIENT_ID = "00000000-0000-4000-8000-00000000c11e"

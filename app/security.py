@@ -1,0 +1,54 @@
+"""Access rules: roles, safe redirects, and how anonymous requests are turned away."""
+
+from functools import wraps
+from urllib.parse import urlsplit
+
+from flask import abort, make_response, redirect, request, url_for
+from flask_login import current_user
+
+from app.extensions import db, login_manager
+from app.models import Role, User
+
+
+@login_manager.user_loader
+def load_user(user_id: str) -> User | None:
+    user = db.session.get(User, int(user_id)) if user_id.isdigit() else None
+    return user if user is not None and user.is_active else None
+
+
+@login_manager.unauthorized_handler
+def send_to_login():
+    login_url = url_for("auth.login", next=request.full_path if request.method == "GET" else None)
+    if request.headers.get("HX-Request") == "true":
+        # A 302 would be followed by fetch and the login form swapped into a fragment.
+        response = make_response("", 401)
+        response.headers["HX-Redirect"] = login_url
+        return response
+    return redirect(login_url)
+
+
+def role_required(role: Role):
+    """Allow the view to users whose role is ``role`` or above; anonymous users go to the login page."""
+
+    def decorator(view):
+        @wraps(view)
+        def wrapped(*args, **kwargs):
+            if not current_user.is_authenticated:
+                return login_manager.unauthorized()
+            if not current_user.has_role(role):
+                abort(403)
+            return view(*args, **kwargs)
+
+        return wrapped
+
+    return decorator
+
+
+def safe_next_url(target: str | None) -> str | None:
+    """``target`` when it is a path on this site, else None (no open redirects)."""
+    if not target:
+        return None
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
+        return None
+    return target

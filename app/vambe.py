@@ -1,0 +1,294 @@
+"""The Vambe HTTP API: the only module that speaks HTTP to Vambe (or to its sandbox twin)."""
+
+import logging
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import requests
+from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
+
+log = logging.getLogger(__name__)
+
+SEND_SESSION_MESSAGE_PATH = "/api/public/whatsapp/message/session"
+MAX_DETAIL_LENGTH = 300
+
+
+@dataclass(frozen=True)
+class SessionMessage:
+    """The body of ``POST /api/public/whatsapp/message/session``, exactly as the contract defines it."""
+
+    message: str
+    pause_assistant: bool
+    contact_id: str | None = None
+    phone: str | None = None
+    reply_message_id: str | None = None
+    from_phone_number: str | None = None
+
+    def to_payload(self) -> dict[str, Any]:
+        """The JSON body: ``contact_id`` when known, else ``phone``; optional fields only when set."""
+        if not self.contact_id and not self.phone:
+            raise ValueError("a session message needs a contact_id or a phone")
+        payload: dict[str, Any] = {"message": self.message}
+        if self.contact_id:
+            payload["contact_id"] = self.contact_id
+        else:
+            payload["phone"] = self.phone
+        if self.reply_message_id:
+            payload["reply_message_id"] = self.reply_message_id
+        if self.from_phone_number:
+            payload["from_phone_number"] = self.from_phone_number
+        payload["type"] = "text"
+        payload["pause_assistant"] = bool(self.pause_assistant)
+        return payload
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """Vambe accepted the message for delivery (201); not yet delivered."""
+
+    provider_message_id: str | None
+
+
+@dataclass(frozen=True)
+class Channel:
+    vambe_channel_id: str | None
+    phone_number: str
+    name: str
+
+
+@dataclass(frozen=True)
+class HistoryMessage:
+    id: str
+    body: str
+    created_at: datetime
+    direction: str
+    status: str | None
+    type: str
+
+
+@dataclass(frozen=True)
+class HistoryPage:
+    messages: list[HistoryMessage]
+    page: int
+    has_more: bool
+
+
+class VambeError(Exception):
+    """Vambe did not accept a request. ``agent_message`` is safe to show to an agent."""
+
+    # True when the request may have reached Vambe and been acted on.
+    delivery_unknown = False
+
+    def __init__(self, agent_message: str, status: int | None = None):
+        super().__init__(agent_message)
+        self.agent_message = agent_message
+        self.status = status
+
+
+class VambeRejected(VambeError):
+    """400: Vambe (or WhatsApp behind it) refused the request."""
+
+
+class VambeUnauthorized(VambeError):
+    """401/403: the API key is wrong or revoked."""
+
+
+class VambeNotFound(VambeError):
+    """404: no such contact."""
+
+
+class VambeRateLimited(VambeError):
+    """429: too many requests; ``retry_after`` seconds when Vambe said."""
+
+    def __init__(self, agent_message: str, status: int, retry_after: float | None):
+        super().__init__(agent_message, status)
+        self.retry_after = retry_after
+
+
+class VambeServerError(VambeError):
+    """5xx or another status the contract does not list."""
+
+
+class VambeUnreachable(VambeError):
+    """No connection could be made: the request never left."""
+
+
+class VambeNoAnswer(VambeError):
+    """The request was written but no answer came back: it may have been acted on."""
+
+    delivery_unknown = True
+
+
+class VambeClient:
+    """A client for the Vambe public API over one ``requests.Session``."""
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        *,
+        timeout: tuple[float, float] = (3.05, 10.0),
+        session: requests.Session | None = None,
+    ):
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+        self.session = session or requests.Session()
+        self.session.headers["x-api-key"] = api_key
+        self.session.headers["Accept"] = "application/json"
+
+    def __repr__(self) -> str:
+        return f"VambeClient(base_url={self.base_url!r}, api_key=<redacted>)"
+
+    def send_session_message(self, message: SessionMessage) -> Accepted:
+        """Send a free-form WhatsApp message; raise a VambeError subclass unless Vambe answers 201."""
+        response = self._request("POST", SEND_SESSION_MESSAGE_PATH, json=message.to_payload())
+        if response.status_code != 201:
+            raise error_for(response)
+        return Accepted(provider_message_id=message_id_from(json_or_none(response)))
+
+    def list_whatsapp_channels(self) -> list[Channel]:
+        """The account's WhatsApp business numbers (Vambe answers with one object or a list)."""
+        data = self._get_json("/api/public/channels/whatsapp")
+        items = data if isinstance(data, list) else [data]
+        return [
+            Channel(
+                vambe_channel_id=str(item["id"]) if item.get("id") is not None else None,
+                phone_number=str(item["phone_number"]),
+                name=str(item.get("name") or ""),
+            )
+            for item in items
+            if isinstance(item, dict) and item.get("phone_number")
+        ]
+
+    def list_contacts(self, days: int) -> list[dict[str, Any]]:
+        """Contacts whose last message (either direction) is within ``days`` days, newest first."""
+        data = self._get_json("/api/public/contacts", params={"days": days})
+        return [item for item in data if isinstance(item, dict)] if isinstance(data, list) else []
+
+    def list_messages(self, contact_id: str, page: int) -> HistoryPage:
+        """One page (from 1) of a contact's message history, in chronological order."""
+        data = self._get_json(f"/api/public/contact/v2/{contact_id}/messages", params={"page": page})
+        items = data.get("messages") or [] if isinstance(data, dict) else []
+        messages = [history_message(item) for item in items if isinstance(item, dict)]
+        has_more = bool(data.get("hasMore", bool(messages))) if isinstance(data, dict) else False
+        return HistoryPage(messages=messages, page=page, has_more=has_more)
+
+    def _get_json(self, path: str, params: dict | None = None) -> Any:
+        response = self._request("GET", path, params=params)
+        if response.status_code != 200:
+            raise error_for(response)
+        data = json_or_none(response)
+        if data is None:
+            raise VambeServerError("Vambe answered with something that is not JSON.", response.status_code)
+        return data
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        started = time.monotonic()
+        try:
+            response = self.session.request(method, self.base_url + path, timeout=self.timeout, **kwargs)
+        except requests.ConnectTimeout:
+            raise VambeUnreachable(
+                "Handoff could not connect to Vambe in time; nothing was sent. Try again in a moment."
+            ) from None
+        except requests.Timeout:
+            raise VambeNoAnswer(
+                f"Vambe did not answer within {self.timeout[1]:g} seconds. The message may or may not have "
+                "been delivered: check the conversation before sending it again."
+            ) from None
+        except requests.ConnectionError as error:
+            if never_connected(error):
+                raise VambeUnreachable("Handoff could not reach Vambe; nothing was sent. Try again.") from None
+            raise VambeNoAnswer(
+                "The connection to Vambe dropped before it answered. The message may or may not have been "
+                "delivered: check the conversation before sending it again."
+            ) from None
+        log.info(
+            "vambe %s %s -> %s in %.0f ms",
+            method,
+            path,
+            response.status_code,
+            (time.monotonic() - started) * 1000,
+        )
+        return response
+
+
+def error_for(response: requests.Response) -> VambeError:
+    """The VambeError that an unsuccessful ``response`` stands for."""
+    status = response.status_code
+    if status == 400:
+        detail = detail_from(response)
+        return VambeRejected(f"Vambe refused the message: {detail}" if detail else "Vambe refused the message.", 400)
+    if status in (401, 403):
+        return VambeUnauthorized(
+            "Vambe rejected Handoff's API key, so nothing can be sent. Please alert an administrator.", status
+        )
+    if status == 404:
+        return VambeNotFound("Vambe has no contact with this phone number or contact id.", 404)
+    if status == 429:
+        retry_after = retry_after_seconds(response)
+        return VambeRateLimited(
+            "Vambe is limiting how fast Handoff may send; nothing was sent. Wait a minute and send again.",
+            429,
+            retry_after,
+        )
+    return VambeServerError(
+        f"Vambe answered with an error (HTTP {status}) and did not accept the message. Try again shortly.",
+        status,
+    )
+
+
+def detail_from(response: requests.Response) -> str:
+    """Vambe's own explanation from an error body (NestJS shape when it is one), shortened."""
+    data = json_or_none(response)
+    detail: Any = None
+    if isinstance(data, dict):
+        detail = data.get("message") or data.get("error")
+    if isinstance(detail, list):
+        detail = "; ".join(str(part) for part in detail)
+    if detail is None and data is None:
+        detail = response.text
+    text = " ".join(str(detail or "").split())
+    return text[:MAX_DETAIL_LENGTH]
+
+
+def json_or_none(response: requests.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
+def message_id_from(data: Any) -> str | None:
+    """A message id from a 201 body, if Vambe sent one (the body is not documented)."""
+    if not isinstance(data, dict):
+        return None
+    for key in ("message_id", "messageId", "id"):
+        if data.get(key):
+            return str(data[key])
+    return None
+
+
+def retry_after_seconds(response: requests.Response) -> float | None:
+    try:
+        return max(0.0, float(response.headers["Retry-After"]))
+    except (KeyError, ValueError):
+        return None
+
+
+def never_connected(error: requests.ConnectionError) -> bool:
+    """Whether the failure happened before any byte of the request was written."""
+    reason = getattr(error.args[0], "reason", None) if error.args else None
+    return isinstance(reason, NewConnectionError | NameResolutionError | ConnectTimeoutError)
+
+
+def history_message(item: dict[str, Any]) -> HistoryMessage:
+    return HistoryMessage(
+        id=str(item["id"]),
+        body=str(item.get("body") or ""),
+        created_at=datetime.fromisoformat(str(item["created_at"]).replace("Z", "+00:00")),
+        direction=str(item.get("direction") or "").upper(),
+        status=item.get("status"),
+        type=str(item.get("type") or "text"),
+    )
