@@ -163,3 +163,5 @@ class AuditEvent(db.Model):
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
     actor: Mapped[User | None] = relationship()
+    conversation: Mapped[Conversation | None] = relationship()
+    message: Mapped[Message | None] = relationship()

@@ -153,8 +153,8 @@ def pause_assistant(conversation: Conversation, agent: User, message: Message, n
             occurred_at=now,
             kind=AuditKind.ASSISTANT_PAUSED,
             actor=agent,
-            conversation_id=conversation.id,
-            message_id=message.id,
+            conversation=conversation,
+            message=message,
             details={},
         )
     )
@@ -169,7 +169,7 @@ def override_event(message: Message, agent: User, window: WindowStatus, now: dat
         occurred_at=now,
         kind=AuditKind.WINDOW_OVERRIDE,
         actor=agent,
-        conversation_id=message.conversation.id,
+        conversation=message.conversation,
         message=message,
         details=details,
     )
