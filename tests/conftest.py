@@ -127,9 +127,9 @@ def client(app):
 
 
 def csrf_token_from(html: str) -> str:
-    match = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', html)
+    match = re.search(r'<input[^>]*name="csrf_token"[^>]*>', html)
     assert match, "page has no CSRF token"
-    return match.group(1)
+    return re.search(r'value="([^"]+)"', match.group(0)).group(1)
 
 
 class Auth:
