@@ -1,0 +1,70 @@
+from datetime import timedelta
+
+import pytest
+
+from app import create_app
+from app.config import SANDBOX_API_BASE_URL, ConfigError, load_config, read_environment
+
+
+def test_no_api_key_means_sandbox_mode(tmp_path):
+    config = load_config({"SECRET_KEY": "s"}, tmp_path)
+    assert config["SANDBOX_MODE"] is True
+    assert config["VAMBE_API_BASE_URL"] == SANDBOX_API_BASE_URL
+
+
+def test_an_api_key_means_a_real_vambe_account(tmp_path):
+    config = load_config({"SECRET_KEY": "s", "VAMBE_API_KEY": "k"}, tmp_path)
+    assert config["SANDBOX_MODE"] is False
+    assert config["VAMBE_API_BASE_URL"] == "https://api.vambe.me"
+    assert config["VAMBE_API_KEY"] == "k"
+
+
+def test_base_url_override_loses_its_trailing_slash(tmp_path):
+    config = load_config({"SECRET_KEY": "s", "VAMBE_API_KEY": "k", "VAMBE_API_BASE_URL": "http://127.0.0.1:9/"}, tmp_path)
+    assert config["VAMBE_API_BASE_URL"] == "http://127.0.0.1:9"
+
+
+def test_a_real_installation_refuses_to_start_without_a_secret_key(tmp_path):
+    with pytest.raises(ConfigError, match="SECRET_KEY is not set"):
+        load_config({"VAMBE_API_KEY": "k"}, tmp_path)
+
+
+def test_sandbox_generates_one_secret_key_and_keeps_it(tmp_path):
+    first = load_config({}, tmp_path)["SECRET_KEY"]
+    assert len(first) >= 32
+    assert load_config({}, tmp_path)["SECRET_KEY"] == first
+
+
+def test_database_url_defaults_to_sqlite_in_the_instance_folder(tmp_path):
+    assert load_config({}, tmp_path)["SQLALCHEMY_DATABASE_URI"] == f"sqlite:///{tmp_path / 'handoff.sqlite'}"
+
+
+@pytest.mark.parametrize("scheme", ["postgres", "postgresql"])
+def test_postgres_urls_use_psycopg_3(tmp_path, scheme):
+    config = load_config({"DATABASE_URL": f"{scheme}://u:p@db/handoff"}, tmp_path)
+    assert config["SQLALCHEMY_DATABASE_URI"] == "postgresql+psycopg://u:p@db/handoff"
+
+
+def test_window_warning_and_timeouts_are_read_and_validated(tmp_path):
+    config = load_config(
+        {"HANDOFF_WINDOW_WARNING_MINUTES": "90", "VAMBE_READ_TIMEOUT_SECONDS": "4.5"}, tmp_path
+    )
+    assert config["WINDOW_WARNING"] == timedelta(minutes=90)
+    assert config["VAMBE_TIMEOUT"] == (3.05, 4.5)
+    for bad in ("soon", "0", "-5"):
+        with pytest.raises(ConfigError, match="HANDOFF_WINDOW_WARNING_MINUTES"):
+            load_config({"HANDOFF_WINDOW_WARNING_MINUTES": bad}, tmp_path)
+
+
+def test_dotenv_file_is_read_and_the_environment_wins(tmp_path, monkeypatch):
+    (tmp_path / ".env").write_text("HANDOFF_WINDOW_WARNING_MINUTES=15\nVAMBE_WEBHOOK_SECRET=from-file\n")
+    monkeypatch.setenv("VAMBE_WEBHOOK_SECRET", "from-environment")
+    env = read_environment(tmp_path)
+    assert env["HANDOFF_WINDOW_WARNING_MINUTES"] == "15"
+    assert env["VAMBE_WEBHOOK_SECRET"] == "from-environment"
+
+
+def test_factory_overrides_win_over_the_environment(tmp_path):
+    app = create_app({"WINDOW_WARNING": timedelta(minutes=5)}, environ={"SECRET_KEY": "s", "DATABASE_URL": f"sqlite:///{tmp_path}/x.db"})
+    assert app.config["WINDOW_WARNING"] == timedelta(minutes=5)
+    assert "sandbox" in app.blueprints
