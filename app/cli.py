@@ -6,6 +6,7 @@ import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
 from flask_migrate import upgrade
+from werkzeug.serving import run_simple
 
 from app import vambe_client
 from app.clock import utcnow
@@ -83,7 +84,8 @@ def demo_command(host: str, port: int) -> None:
         f"  Sign in as {DEMO_USERS[0][0]} (or {DEMO_USERS[1][0]}) with the password {DEMO_PASSWORD}\n"
         "  Windows drifted since the last run? Stop, run `.venv/bin/flask sandbox seed --reset`, start again.\n"
     )
-    current_app.run(host=host, port=port, debug=False, load_dotenv=False)
+    # Flask refuses app.run() inside its CLI; this is the same development server.
+    run_simple(host, port, current_app._get_current_object(), threaded=True)
 
 
 def require_sandbox() -> None:
