@@ -61,9 +61,11 @@ def configure_sqlite_connection(dbapi_connection, connection_record) -> None:
 def register_blueprints(app: Flask) -> None:
     from app.auth import bp as auth_bp
     from app.inbox import bp as inbox_bp
+    from app.webhooks import bp as webhooks_bp
 
     app.register_blueprint(auth_bp)
     app.register_blueprint(inbox_bp)
+    app.register_blueprint(webhooks_bp, url_prefix="/webhooks")
     if app.config["SANDBOX_MODE"]:
         from app.sandbox import bp as sandbox_bp
 

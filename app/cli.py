@@ -1,6 +1,7 @@
 """Command-line entry points: thin wrappers over domain functions."""
 
 import sys
+from datetime import timedelta
 
 import click
 from flask import Flask, current_app
@@ -11,7 +12,10 @@ from werkzeug.serving import run_simple
 from app import vambe_client
 from app.clock import utcnow
 from app.domain.accounts import AccountError, create_user, find_user
-from app.domain.syncing import sync_business_numbers
+from app.domain.deliveries import replay_deliveries
+from app.domain.ingesting import parse_time
+from app.domain.syncing import SyncReport, contacts_to_sync, sync_business_numbers, sync_contact
+from app.sandbox.customers import UnknownSandboxPhone, customer_says
 from app.models import Role
 from app.sandbox.seeding import seed_sandbox
 from app.vambe import VambeError
@@ -19,6 +23,7 @@ from app.vambe import VambeError
 users_cli = AppGroup("users", help="Manage the people who sign in.")
 sandbox_cli = AppGroup("sandbox", help="The built-in fake of Vambe (only without VAMBE_API_KEY).")
 vambe_cli = AppGroup("vambe", help="The connection to Vambe.")
+webhooks_cli = AppGroup("webhooks", help="Stored webhook deliveries.")
 
 DEMO_USERS = [
     ("agent@handoff.test", "Alex Agent", Role.AGENT),
@@ -67,6 +72,63 @@ def numbers_command() -> None:
         click.echo(f"{number.label}")
 
 
+@vambe_cli.command("sync")
+@click.option("--days", default=7, show_default=True, type=click.IntRange(1, 365), help="How far back to go.")
+@click.option("--contact", "contact_id", default=None, help="Only this Vambe contact id.")
+def sync_command(days: int, contact_id: str | None) -> None:
+    """Bring in message history from Vambe; running it again adds nothing twice."""
+    client = vambe_client()
+    now = utcnow()
+    try:
+        contacts = contacts_to_sync(client, days=days, contact_id=contact_id)
+    except VambeError as error:
+        raise click.ClickException(error.agent_message) from None
+    report = SyncReport()
+    with click.progressbar(contacts, label=f"Syncing {len(contacts)} contacts", show_pos=True) as bar:
+        for contact in bar:
+            try:
+                sync_contact(client, contact, since=now - timedelta(days=days), now=now, report=report)
+            except VambeError as error:
+                raise click.ClickException(error.agent_message) from None
+    click.echo(
+        f"{report.contacts} contacts: {report.added} messages added, {report.merged} merged with webhook copies, "
+        f"{report.already_known} already known."
+    )
+    if report.waited_seconds:
+        click.echo(f"Waited {report.waited_seconds:g} s because Vambe asked to slow down.")
+    for reason, count in report.skipped.most_common():
+        click.echo(f"Skipped {count}: {reason}")
+
+
+@webhooks_cli.command("replay")
+@click.option("--failed", "only_failed", is_flag=True, help="Only deliveries whose processing failed.")
+@click.option("--since", default=None, help="Only deliveries received at or after this ISO 8601 time (UTC if no zone).")
+def replay_command(only_failed: bool, since: str | None) -> None:
+    """Process stored webhook deliveries again; replaying is idempotent."""
+    since_time = parse_time(since) if since else None
+    if since and since_time is None:
+        raise click.BadParameter(f"{since!r} is not an ISO 8601 time", param_hint="--since")
+    deliveries = replay_deliveries(only_failed=only_failed, since=since_time, now=utcnow())
+    failed = [d for d in deliveries if d.state == "failed"]
+    click.echo(f"Replayed {len(deliveries)} deliveries: {len(deliveries) - len(failed)} processed, {len(failed)} failed.")
+    for delivery in failed:
+        click.echo(f"  #{delivery.id} ({delivery.received_at:%Y-%m-%d %H:%M:%S}): {delivery.error}")
+
+
+@sandbox_cli.command("customer-says")
+@click.argument("phone")
+@click.argument("text")
+@click.option("--name", default="", help="The customer's name, when the phone is new to the sandbox.")
+def customer_says_command(phone: str, text: str, name: str) -> None:
+    """Write TEXT to the business as the WhatsApp customer PHONE (through the real webhook path)."""
+    require_sandbox()
+    try:
+        customer_says(phone, text, name=name, now=utcnow())
+    except UnknownSandboxPhone as error:
+        raise click.ClickException(str(error)) from None
+    click.echo("Delivered.")
+
+
 @click.command("demo")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=5000, show_default=True, type=int)
@@ -97,4 +159,5 @@ def register(app: Flask) -> None:
     app.cli.add_command(users_cli)
     app.cli.add_command(sandbox_cli)
     app.cli.add_command(vambe_cli)
+    app.cli.add_command(webhooks_cli)
     app.cli.add_command(demo_command)

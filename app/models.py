@@ -45,6 +45,12 @@ class Outcome(StrEnum):
     UNKNOWN = "unknown"
 
 
+class DeliveryState(StrEnum):
+    PENDING = "pending"
+    PROCESSED = "processed"
+    FAILED = "failed"
+
+
 class AuditKind(StrEnum):
     WINDOW_OVERRIDE = "window_override"
     ASSISTANT_PAUSED = "assistant_paused"
@@ -165,3 +171,20 @@ class AuditEvent(db.Model):
     actor: Mapped[User | None] = relationship()
     conversation: Mapped[Conversation | None] = relationship()
     message: Mapped[Message | None] = relationship()
+
+
+class WebhookDelivery(db.Model):
+    """A webhook delivery exactly as it arrived, stored before it is processed so nothing is lost."""
+
+    __tablename__ = "webhook_deliveries"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    authenticated_by: Mapped[str] = mapped_column(String(16))  # "signature" | "url_token"
+    headers: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    body: Mapped[str] = mapped_column(Text)
+    event: Mapped[str | None] = mapped_column(String(40))
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    error: Mapped[str | None] = mapped_column(Text)
+    processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id"))

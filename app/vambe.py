@@ -167,6 +167,13 @@ class VambeClient:
         data = self._get_json("/api/public/contacts", params={"days": days})
         return [item for item in data if isinstance(item, dict)] if isinstance(data, list) else []
 
+    def get_contact(self, contact_id: str) -> dict[str, Any]:
+        """One contact, with the same fields as list_contacts plus last_message_content."""
+        data = self._get_json(f"/api/public/contact/{contact_id}/info")
+        if not isinstance(data, dict):
+            raise VambeServerError("Vambe answered with a contact that is not an object.", 200)
+        return data
+
     def list_messages(self, contact_id: str, page: int) -> HistoryPage:
         """One page (from 1) of a contact's message history, in chronological order."""
         data = self._get_json(f"/api/public/contact/v2/{contact_id}/messages", params={"page": page})

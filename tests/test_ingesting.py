@@ -14,7 +14,9 @@ T0 = datetime(2025, 3, 1, 12, 0, 0, tzinfo=UTC)
 NOW = T0 + timedelta(days=1)
 
 
-def contact(*, vambe_contact_id: str | None = "generate", phone: str | None = None, name: str = "") -> ContactRef:
+def contact(
+    *, vambe_contact_id: str | None = "generate", phone: str | None = None, name: str = ""
+) -> ContactRef:
     return ContactRef(
         vambe_contact_id=str(uuid.uuid4()) if vambe_contact_id == "generate" else vambe_contact_id,
         phone=phone,
@@ -22,8 +24,14 @@ def contact(*, vambe_contact_id: str | None = "generate", phone: str | None = No
     )
 
 
-def ingest(ref: ContactRef, *, provider_message_id: str | None = "generate", occurred_at: datetime = T0,
-           direction: Direction = Direction.INBOUND, body: str = "Hola"):
+def ingest(
+    ref: ContactRef,
+    *,
+    provider_message_id: str | None = "generate",
+    occurred_at: datetime = T0,
+    direction: Direction = Direction.INBOUND,
+    body: str = "Hola",
+):
     inbound = direction == Direction.INBOUND
     observed = ObservedMessage(
         direction=direction,
@@ -79,7 +87,9 @@ class TestConversations:
 
         result = ingest(ref, occurred_at=T0)
 
-        conversation = db.session.scalar(select(Conversation).where(Conversation.vambe_contact_id == ref.vambe_contact_id))
+        conversation = db.session.scalar(
+            select(Conversation).where(Conversation.vambe_contact_id == ref.vambe_contact_id)
+        )
         assert conversation is not None
         assert result.message.conversation_id == conversation.id
         assert (conversation.phone, conversation.name) == ("+56998389641", "Ana")

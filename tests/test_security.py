@@ -4,8 +4,9 @@ import pytest
 
 from app.models import Role
 
-# Routes that authenticate their caller another way (the sandbox's fake Vambe API uses an API key).
-NOT_SESSION_ROUTES = {"sandbox."}
+# Routes that authenticate their caller another way: the sandbox's fake Vambe API by API key,
+# Vambe's webhooks by signature or URL token.
+NOT_SESSION_ROUTES = {"sandbox.send_session_message", "webhooks.receive_vambe"}
 
 
 def state_changing_rules(app):
@@ -13,7 +14,7 @@ def state_changing_rules(app):
         rule
         for rule in app.url_map.iter_rules()
         if rule.methods & {"POST", "PUT", "PATCH", "DELETE"}
-        and not rule.endpoint.startswith(tuple(NOT_SESSION_ROUTES))
+        and rule.endpoint not in NOT_SESSION_ROUTES
         and rule.endpoint != "auth.login"
     ]
 
@@ -23,7 +24,17 @@ def concrete_path(rule) -> str:
 
 
 def test_there_are_state_changing_routes_to_check(app):
-    assert {rule.endpoint for rule in state_changing_rules(app)} >= {"auth.logout", "inbox.send"}
+    assert {rule.endpoint for rule in state_changing_rules(app)} >= {
+        "auth.logout",
+        "inbox.send",
+        "inbox.refresh",
+        "sandbox.send_as_customer",
+    }
+
+
+def test_routes_outside_the_session_refuse_anonymous_callers(client):
+    assert client.post("/sandbox/api/public/whatsapp/message/session", json={}).status_code == 401
+    assert client.post("/webhooks/vambe", json={}).status_code == 401
 
 
 def test_anonymous_requests_to_state_changing_routes_go_to_login(app, client):

@@ -2,7 +2,8 @@
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -12,6 +13,17 @@ from app.models import Author, Conversation, Direction, Message, Outcome
 from app.phones import InvalidPhoneNumber, to_e164
 
 log = logging.getLogger(__name__)
+
+# Copies of one message reported with different ids (webhook vs history) lie this close in time.
+MATCH_TOLERANCE = timedelta(minutes=2)
+# How far outcomes have progressed; a report never moves a message backwards.
+OUTCOME_PROGRESS = {
+    Outcome.SENDING: 0,
+    Outcome.UNKNOWN: 0,
+    Outcome.SENT: 1,
+    Outcome.DELIVERED: 2,
+    Outcome.READ: 3,
+}
 
 
 @dataclass(frozen=True)
@@ -70,6 +82,82 @@ def ingest_message(contact: ContactRef, observed: ObservedMessage, *, now: datet
         advance_conversation(conversation.id, observed.direction, observed.occurred_at)
     db.session.commit()
     return IngestResult(message, created)
+
+
+def record_outbound(
+    contact: ContactRef,
+    body: str,
+    occurred_at: datetime,
+    provider_message_id: str | None,
+    *,
+    outcome: Outcome = Outcome.SENT,
+    now: datetime,
+) -> Message:
+    """Record a message that left the account: Handoff's own send when it matches one, else the
+    AI assistant's (when it was active) or another tool's. Commits."""
+    if provider_message_id is not None:
+        known = db.session.scalar(select(Message).where(Message.provider_message_id == provider_message_id))
+        if known is not None:
+            advance_outcome(known, outcome, now)
+            db.session.commit()
+            return known
+    conversation = find_or_create_conversation(contact, now=now)
+    own = matching_message(conversation, Direction.OUTBOUND, body, occurred_at, author=Author.AGENT)
+    if own is not None:
+        own.provider_message_id = own.provider_message_id or provider_message_id
+        advance_outcome(own, outcome, now)
+        db.session.commit()
+        return own
+    paused_at = conversation.assistant_paused_at
+    author = Author.ASSISTANT if paused_at is None or occurred_at < paused_at else Author.OTHER_TOOL
+    observed = ObservedMessage(Direction.OUTBOUND, author, body, occurred_at, provider_message_id, outcome)
+    return ingest_message(contact, observed, now=now).message
+
+
+def matching_message(
+    conversation: Conversation,
+    direction: Direction,
+    body: str,
+    occurred_at: datetime,
+    *,
+    author: Author | None = None,
+    excluded_ids: set[int] = frozenset(),
+) -> Message | None:
+    """A message without a provider id that is evidently the same one: same direction and text, close in time."""
+    query = select(Message).where(
+        Message.conversation_id == conversation.id,
+        Message.direction == direction,
+        Message.body == body,
+        Message.occurred_at.between(occurred_at - MATCH_TOLERANCE, occurred_at + MATCH_TOLERANCE),
+    )
+    if author is not None:
+        query = query.where(Message.author == author, Message.provider_message_id.is_(None))
+    candidates = [m for m in db.session.scalars(query) if m.id not in excluded_ids]
+    return min(candidates, key=lambda m: abs(m.occurred_at - occurred_at), default=None)
+
+
+def advance_outcome(message: Message, reported: Outcome, now: datetime) -> None:
+    """Apply an outcome Vambe reported, moving forward only; a failure overrides anything short of delivery."""
+    current = Outcome(message.outcome)
+    if reported == Outcome.FAILED:
+        moves = current in (Outcome.SENDING, Outcome.UNKNOWN, Outcome.SENT)
+    else:
+        moves = reported in OUTCOME_PROGRESS and OUTCOME_PROGRESS.get(current, 99) < OUTCOME_PROGRESS[reported]
+    if moves:
+        message.outcome = reported
+        message.outcome_reason = "WhatsApp reported the message as failed." if reported == Outcome.FAILED else None
+        message.updated_at = now
+
+
+def parse_time(raw: Any) -> datetime | None:
+    """An ISO 8601 time from Vambe as an aware UTC datetime, or None when absent or malformed."""
+    if not isinstance(raw, str) or not raw:
+        return None
+    try:
+        moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def find_or_create_conversation(contact: ContactRef, *, now: datetime) -> Conversation:

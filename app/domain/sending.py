@@ -131,7 +131,9 @@ def deliver(message: Message, outgoing: SessionMessage, agent: User, *, client: 
             now,
         )
     else:
-        message.provider_message_id = accepted.provider_message_id
+        # Vambe's 201 body is undocumented; the id usually arrives later (webhook or history).
+        if accepted.provider_message_id:
+            message.provider_message_id = accepted.provider_message_id
         settle(message, Outcome.SENT, None, now)
         if outgoing.pause_assistant:
             pause_assistant(message.conversation, agent, message, now)

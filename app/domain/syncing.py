@@ -1,10 +1,39 @@
-"""Bringing Vambe's view of the account into Handoff's store."""
+"""Bringing Vambe's view of the account into Handoff's store: business numbers and message history."""
+
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
 
+from app.domain.ingesting import (
+    ContactRef,
+    ObservedMessage,
+    advance_outcome,
+    find_or_create_conversation,
+    ingest_message,
+    matching_message,
+    record_outbound,
+)
 from app.extensions import db
-from app.models import BusinessNumber
-from app.vambe import VambeClient
+from app.models import Author, BusinessNumber, Conversation, Direction, Message, Outcome
+from app.vambe import HistoryMessage, VambeClient, VambeError, VambeNotFound, VambeRateLimited, VambeUnauthorized
+
+HISTORY_STATUS = {"sent": Outcome.SENT, "delivered": Outcome.DELIVERED, "read": Outcome.READ, "failed": Outcome.FAILED}
+MAX_RATE_LIMIT_WAITS = 5
+REFRESH_DAYS = 30
+
+
+@dataclass
+class SyncReport:
+    contacts: int = 0
+    added: int = 0
+    merged: int = 0
+    already_known: int = 0
+    waited_seconds: float = 0.0
+    skipped: Counter = field(default_factory=Counter)
 
 
 def sync_business_numbers(client: VambeClient) -> list[BusinessNumber]:
@@ -20,3 +49,108 @@ def sync_business_numbers(client: VambeClient) -> list[BusinessNumber]:
         numbers.append(number)
     db.session.commit()
     return numbers
+
+
+def contacts_to_sync(client: VambeClient, *, days: int, contact_id: str | None = None) -> list[ContactRef]:
+    """The contacts whose history a sync walks: one, or all with a message in the last ``days`` days."""
+    items = [client.get_contact(contact_id)] if contact_id else client.list_contacts(days)
+    return [
+        ContactRef(vambe_contact_id=str(item["id"]), phone=item.get("phone"), name=str(item.get("name") or ""))
+        for item in items
+        if item.get("id")
+    ]
+
+
+def sync_contact(
+    client: VambeClient,
+    contact: ContactRef,
+    *,
+    since: datetime,
+    now: datetime,
+    report: SyncReport,
+    wait: Callable[[float], None] = time.sleep,
+) -> None:
+    """Merge one contact's history since ``since`` into the store; safe to interrupt and repeat."""
+    report.contacts += 1
+    merged_ids: set[int] = set()
+    page = 1
+    while True:
+        try:
+            history = rate_limited(lambda: client.list_messages(contact.vambe_contact_id, page), wait, report)
+        except VambeUnauthorized:
+            raise
+        except VambeNotFound:
+            report.skipped["contact no longer exists in Vambe"] += 1
+            return
+        except VambeError as error:
+            report.skipped[f"history unavailable: {error.agent_message}"] += 1
+            return
+        for item in history.messages:
+            merge_history_message(contact, item, since=since, now=now, report=report, merged_ids=merged_ids)
+        if not history.has_more or not history.messages:
+            return
+        page += 1
+
+
+def refresh_conversation(client: VambeClient, conversation: Conversation, *, now: datetime) -> SyncReport:
+    """Sync one conversation's recent history from Vambe (the "Refresh from Vambe" action)."""
+    report = SyncReport()
+    if conversation.vambe_contact_id is None:
+        report.skipped["Vambe does not know this contact's id yet"] += 1
+        return report
+    contact = ContactRef(conversation.vambe_contact_id, conversation.phone, conversation.name)
+    sync_contact(client, contact, since=now - timedelta(days=REFRESH_DAYS), now=now, report=report)
+    return report
+
+
+def merge_history_message(
+    contact: ContactRef, item: HistoryMessage, *, since: datetime, now: datetime, report: SyncReport, merged_ids: set[int]
+) -> None:
+    if item.created_at < since:
+        report.skipped["older than the sync period"] += 1
+        return
+    if item.direction not in ("INBOUND", "OUTBOUND"):
+        report.skipped[f"unknown direction {item.direction!r}"] += 1
+        return
+    direction = Direction.INBOUND if item.direction == "INBOUND" else Direction.OUTBOUND
+    outcome = Outcome.RECEIVED if direction == Direction.INBOUND else HISTORY_STATUS.get(item.status or "", Outcome.SENT)
+    body = item.body or f"[{item.type}]"
+    known = db.session.scalar(select(Message).where(Message.provider_message_id == item.id))
+    if known is not None:
+        advance_outcome(known, outcome, now)
+        db.session.commit()
+        report.already_known += 1
+        return
+    conversation = find_or_create_conversation(contact, now=now)
+    # A webhook may have delivered the same message under another id.
+    copy = matching_message(conversation, direction, body, item.created_at, excluded_ids=merged_ids)
+    if copy is not None:
+        merged_ids.add(copy.id)
+        copy.provider_message_id = copy.provider_message_id or item.id
+        advance_outcome(copy, outcome, now)
+        db.session.commit()
+        report.merged += 1
+        return
+    if direction == Direction.INBOUND:
+        message = ingest_message(
+            contact, ObservedMessage(direction, Author.CUSTOMER, body, item.created_at, item.id, outcome), now=now
+        ).message
+    else:
+        message = record_outbound(contact, body, item.created_at, item.id, outcome=outcome, now=now)
+    merged_ids.add(message.id)
+    report.added += 1
+
+
+def rate_limited(call, wait: Callable[[float], None], report: SyncReport):
+    """``call()``, waiting as Vambe's Retry-After asks (or backing off) when it answers 429."""
+    attempt = 0
+    while True:
+        try:
+            return call()
+        except VambeRateLimited as error:
+            if attempt == MAX_RATE_LIMIT_WAITS:
+                raise
+            delay = error.retry_after if error.retry_after is not None else float(2**attempt)
+            report.waited_seconds += delay
+            wait(delay)
+            attempt += 1

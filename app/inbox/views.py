@@ -5,6 +5,7 @@ from app import vambe_client
 from app.clock import utcnow
 from app.domain import conversations
 from app.domain.sending import OutsideWindow, SendRefused, send_reply
+from app.domain.syncing import refresh_conversation
 from app.domain.window import window_status
 from app.extensions import db
 from app.htmx import is_partial_request, render_page_or_partial
@@ -29,6 +30,23 @@ def show_conversation(conversation_id: int):
     conversation = db.get_or_404(Conversation, conversation_id)
     form = ReplyForm(reply_to=request.args.get("quote", ""))
     return render_conversation(conversation, form)
+
+
+@bp.get("/conversations/<int:conversation_id>/live")
+@login_required
+def show_live(conversation_id: int):
+    conversation = db.get_or_404(Conversation, conversation_id)
+    return render_conversation(conversation, ReplyForm(), partial="inbox/_conversation_live.html")
+
+
+@bp.post("/conversations/<int:conversation_id>/refresh")
+@login_required
+def refresh(conversation_id: int):
+    conversation = db.get_or_404(Conversation, conversation_id)
+    report = refresh_conversation(vambe_client(), conversation, now=utcnow())
+    if not is_partial_request():
+        return redirect(url_for("inbox.show_conversation", conversation_id=conversation.id), 303)
+    return render_conversation(conversation, ReplyForm(), partial="inbox/_conversation_live.html", refreshed=report)
 
 
 @bp.post("/conversations/<int:conversation_id>/messages")
@@ -70,12 +88,18 @@ def composer_after(message: Message) -> ReplyForm:
     )
 
 
-def render_conversation(conversation: Conversation, form: ReplyForm, status: int = 200, **context):
+def render_conversation(
+    conversation: Conversation,
+    form: ReplyForm,
+    status: int = 200,
+    partial: str = "inbox/_conversation_panel.html",
+    **context,
+):
     numbers = conversations.business_numbers()
     form.offer_numbers(numbers, conversation)
     return render_page_or_partial(
         "inbox/conversation.html",
-        "inbox/_conversation_panel.html",
+        partial,
         status=status,
         conversation=conversation,
         messages=conversations.thread(conversation),

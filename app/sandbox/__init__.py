@@ -4,4 +4,4 @@ from flask import Blueprint
 
 bp = Blueprint("sandbox", __name__)
 
-from app.sandbox import api  # noqa: E402,F401  (registers the routes on bp)
+from app.sandbox import api, views  # noqa: E402,F401  (register the routes on bp)

@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 from app.clock import utcnow
 from app.extensions import csrf, db
 from app.sandbox import bp
+from app.sandbox.customers import notify
 from app.sandbox.state import SANDBOX_CLIENT_ID, SandboxChannel, SandboxContact, SandboxMessage
 
 API = "/api/public"
@@ -70,21 +71,21 @@ def send_session_message():
     now = utcnow()
     if not window_open(contact, now):
         return error(400, REENGAGEMENT_ERROR)
-    db.session.add(
-        SandboxMessage(
-            id=str(uuid.uuid4()),
-            contact=contact,
-            direction="OUTBOUND",
-            sender="api",
-            body=payload["message"],
-            status="sent",
-            reply_message_id=payload.get("reply_message_id"),
-            created_at=now,
-        )
+    message = SandboxMessage(
+        id=str(uuid.uuid4()),
+        contact=contact,
+        direction="OUTBOUND",
+        sender="api",
+        body=payload["message"],
+        status="sent",
+        reply_message_id=payload.get("reply_message_id"),
+        created_at=now,
     )
+    db.session.add(message)
     if payload.get("pause_assistant", True):
         contact.assistant_paused = True
     db.session.commit()
+    notify("message.sent", message, now)
     # The contract documents no response body for 201, so the twin invents none.
     return "", 201
 

@@ -4,6 +4,8 @@ The client keeps its real HTTP semantics (method, headers, JSON body, status cod
 socket: a call back to our own server over the network would deadlock a single sync worker.
 """
 
+import json
+from datetime import datetime
 from urllib.parse import urlsplit
 
 import requests
@@ -12,6 +14,12 @@ from requests.adapters import BaseAdapter
 from requests.structures import CaseInsensitiveDict
 from requests.utils import get_encoding_from_headers
 from werkzeug.test import EnvironBuilder, run_wsgi_app
+
+from app.domain.deliveries import signature_for
+
+# Where the sandbox "Vambe" thinks Handoff lives; requests to it never leave the process.
+HANDOFF_ORIGIN = "https://handoff.sandbox.invalid"
+WEBHOOK_PATH = "/webhooks/vambe"
 
 
 class SandboxTransport(BaseAdapter):
@@ -50,3 +58,22 @@ class SandboxTransport(BaseAdapter):
 
     def close(self) -> None:
         pass
+
+
+def deliver_webhook(app: Flask, payload: dict, *, secret: str, now: datetime) -> requests.Response:
+    """POST ``payload`` to Handoff's webhook endpoint, signed as Vambe signs it."""
+    body = json.dumps(payload).encode()
+    timestamp = str(int(now.timestamp()))
+    with requests.Session() as session:
+        session.mount(HANDOFF_ORIGIN, SandboxTransport(app, ""))
+        return session.post(
+            HANDOFF_ORIGIN + WEBHOOK_PATH,
+            data=body,
+            headers={
+                "content-type": "application/json",
+                "user-agent": "Vambe-Sandbox-Webhooks/1.0",
+                "x-vambe-timestamp": timestamp,
+                "x-vambe-signature": signature_for(secret, timestamp, body),
+            },
+            timeout=10,
+        )

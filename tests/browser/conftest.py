@@ -51,7 +51,7 @@ class Seeded:
 
 @pytest.fixture
 def backend(database_url) -> str:
-    """"sqlite" or "postgresql", for screenshot names."""
+    """The backend's name, "sqlite" or "postgresql", for screenshot names."""
     return make_url(database_url).get_backend_name()
 
 
@@ -68,7 +68,9 @@ def live_app(database_url):
 def seeded(live_app) -> Seeded:
     with live_app.app_context():
         seed_sandbox(vambe_client(), now=utcnow())
-        agent = factories.make_user(email="alex@handoff.test", name="Alex Agent", role=Role.AGENT, password=TEST_PASSWORD)
+        agent = factories.make_user(
+            email="alex@handoff.test", name="Alex Agent", role=Role.AGENT, password=TEST_PASSWORD
+        )
         open_conversation = factories.make_sandbox_conversation(
             last_inbound_ago=timedelta(minutes=10), name="Daniela Reyes"
         )
@@ -106,9 +108,10 @@ def browser():
     if executable is None:
         require("Chromium", "no `chromium` executable on PATH (apt-get install chromium)")
     try:
-        from playwright.sync_api import sync_playwright
+        from playwright.sync_api import expect, sync_playwright
     except ImportError:
         require("Playwright", "the playwright package is not installed (pip install -e '.[dev]')")
+    expect.set_options(timeout=10_000)  # a loaded CI machine needs more than the default 5 s
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=executable, headless=True, args=CHROMIUM_ARGS)
         yield browser

@@ -143,7 +143,8 @@ def test_reply_with_a_quote_keeps_the_draft_and_pauses_the_assistant(
     expect(field).to_have_value("")
     expect(page.get_by_role("link", name="Remove quote")).to_have_count(0)
     expect(pause).to_be_checked()
-    expect(page.locator("#composer").get_by_text(re.compile(rf"Paused by {seeded.agent_name}\b"))).to_be_visible()
+    paused_by = re.compile(rf"Paused by {seeded.agent_name}\b")
+    expect(page.locator("#composer").get_by_text(paused_by)).to_be_visible()  # next to the checkbox
     overflow["conversation, sent"] = horizontal_overflow(page)
     screenshot(page, "open-window-3-sent")
 
@@ -219,7 +220,9 @@ def test_sending_after_the_window_closed_needs_confirmation_and_is_recorded(
         assert message.window_override is True
         assert message.outcome == Outcome.FAILED
         assert REENGAGEMENT in message.outcome_reason
-        overrides = db.session.scalars(select(AuditEvent).where(AuditEvent.kind == AuditKind.WINDOW_OVERRIDE)).all()
+        overrides = db.session.scalars(
+            select(AuditEvent).where(AuditEvent.kind == AuditKind.WINDOW_OVERRIDE)
+        ).all()
         assert [event.message_id for event in overrides] == [message.id]
         db.session.remove()
 

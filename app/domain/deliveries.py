@@ -1,0 +1,179 @@
+"""Vambe webhook deliveries: authenticate, store verbatim, then turn into messages."""
+
+import hashlib
+import hmac
+import json
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+
+from app.domain.ingesting import ContactRef, ObservedMessage, ingest_message, parse_time, record_outbound
+from app.extensions import db
+from app.models import Author, BusinessNumber, DeliveryState, Direction, WebhookDelivery
+
+log = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 256 * 1024
+SIGNATURE_MAX_AGE = timedelta(minutes=5)
+KEPT_HEADERS = ("content-type", "user-agent", "x-vambe-timestamp", "x-vambe-signature", "x-request-id")
+HANDLED_EVENTS = ("message.received", "message.sent")
+
+
+class WebhookUnauthorized(Exception):
+    """The delivery proves no knowledge of the webhook secret."""
+
+
+class UnrecognisedEvent(ValueError):
+    """The payload is not a message event in a shape Handoff knows."""
+
+
+@dataclass(frozen=True)
+class MessageEvent:
+    event: str
+    contact: ContactRef
+    message_id: str | None
+    body: str
+    occurred_at: datetime
+
+
+def signature_for(secret: str, timestamp: str, body: bytes) -> str:
+    """Hex HMAC-SHA256 of ``"{timestamp}.{body}"``, Vambe's webhook signature."""
+    return hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
+
+
+def authenticate(
+    secret: str | None, *, url_token: str | None, timestamp: str | None, signature: str | None, body: bytes, now: datetime
+) -> str:
+    """How the delivery proved itself ("url_token" or "signature"); raise WebhookUnauthorized otherwise."""
+    if not secret:
+        raise WebhookUnauthorized("VAMBE_WEBHOOK_SECRET is not configured")
+    if url_token is not None:
+        if hmac.compare_digest(url_token.encode(), secret.encode()):
+            return "url_token"
+        raise WebhookUnauthorized("wrong token in the webhook URL")
+    if not timestamp or not signature:
+        raise WebhookUnauthorized("no signature and no token")
+    signed_at = parse_signature_time(timestamp)
+    if signed_at is None or abs(now - signed_at) > SIGNATURE_MAX_AGE:
+        raise WebhookUnauthorized("signature timestamp missing, malformed or older than 5 minutes")
+    if not hmac.compare_digest(signature_for(secret, timestamp, body), signature.strip().lower()):
+        raise WebhookUnauthorized("signature does not match")
+    return "signature"
+
+
+def parse_signature_time(raw: str) -> datetime | None:
+    """Unix seconds or milliseconds, or ISO 8601: the scheme does not pin the format."""
+    try:
+        number = float(raw)
+    except ValueError:
+        return parse_time(raw)
+    return datetime.fromtimestamp(number / 1000 if number > 1e11 else number, UTC)
+
+
+def record_delivery(body: bytes, headers: dict[str, str], authenticated_by: str, *, now: datetime) -> WebhookDelivery:
+    """Commit the delivery verbatim, before any attempt to understand it."""
+    delivery = WebhookDelivery(
+        received_at=now,
+        authenticated_by=authenticated_by,
+        headers={name: headers[name] for name in KEPT_HEADERS if name in headers},
+        body=body.decode("utf-8", errors="replace"),
+        state=DeliveryState.PENDING,
+    )
+    db.session.add(delivery)
+    db.session.commit()
+    return delivery
+
+
+def process_delivery(delivery: WebhookDelivery, *, now: datetime) -> WebhookDelivery:
+    """Turn a stored delivery into a message (at most once per message) and mark it; commits."""
+    try:
+        event = parse_event(json.loads(delivery.body), delivery.received_at, business_phones())
+        message = apply_event(event, now=now)
+    except (ValueError, UnrecognisedEvent) as error:
+        db.session.rollback()
+        return mark(delivery, DeliveryState.FAILED, str(error) or type(error).__name__, now)
+    except Exception as error:
+        db.session.rollback()
+        log.exception("webhook delivery %s could not be processed", delivery.id)
+        return mark(delivery, DeliveryState.FAILED, f"internal error: {type(error).__name__}", now)
+    delivery.event = event.event
+    delivery.message_id = message.id
+    return mark(delivery, DeliveryState.PROCESSED, None, now)
+
+
+def mark(delivery: WebhookDelivery, state: DeliveryState, error: str | None, now: datetime) -> WebhookDelivery:
+    delivery.state = state
+    delivery.error = error
+    delivery.processed_at = now
+    db.session.commit()
+    return delivery
+
+
+def replay_deliveries(*, only_failed: bool, since: datetime | None, now: datetime) -> list[WebhookDelivery]:
+    """Process stored deliveries again, oldest first; safe to repeat."""
+    query = select(WebhookDelivery).order_by(WebhookDelivery.received_at, WebhookDelivery.id)
+    if only_failed:
+        query = query.where(WebhookDelivery.state == DeliveryState.FAILED)
+    if since is not None:
+        query = query.where(WebhookDelivery.received_at >= since)
+    return [process_delivery(delivery, now=now) for delivery in db.session.scalars(query).all()]
+
+
+def apply_event(event: MessageEvent, *, now: datetime):
+    if event.event == "message.received":
+        observed = ObservedMessage(Direction.INBOUND, Author.CUSTOMER, event.body, event.occurred_at, event.message_id)
+        return ingest_message(event.contact, observed, now=now).message
+    return record_outbound(event.contact, event.body, event.occurred_at, event.message_id, now=now)
+
+
+def parse_event(payload: Any, received_at: datetime, business_phones: set[str]) -> MessageEvent:
+    """Read either documented payload shape (A: ``event``/``data``; B: ``aiContactId``/``data``)."""
+    if not isinstance(payload, dict) or not isinstance(payload.get("data"), dict):
+        raise UnrecognisedEvent("unrecognised payload shape: no data object")
+    data = payload["data"]
+    if "event" in payload:
+        return parse_shape_a(payload, data, received_at)
+    if "aiContactId" in payload:
+        return parse_shape_b(payload, data, received_at, business_phones)
+    raise UnrecognisedEvent("unrecognised payload shape: neither event nor aiContactId")
+
+
+def parse_shape_a(payload: dict, data: dict, received_at: datetime) -> MessageEvent:
+    event = payload["event"]
+    if event not in HANDLED_EVENTS:
+        raise UnrecognisedEvent(f"event {event!r} is not one Handoff handles")
+    if not data.get("contact_id"):
+        raise UnrecognisedEvent("message event without data.contact_id")
+    return MessageEvent(
+        event=event,
+        contact=ContactRef(vambe_contact_id=str(data["contact_id"]), name=str(data.get("contact_name") or "")),
+        message_id=str(data["message_id"]) if data.get("message_id") else None,
+        body=str(data.get("message_body") or ""),
+        occurred_at=parse_time(payload.get("timestamp")) or received_at,
+    )
+
+
+def parse_shape_b(payload: dict, data: dict, received_at: datetime, business_phones: set[str]) -> MessageEvent:
+    from_number = "".join(ch for ch in str(data.get("fromNumber") or "") if ch.isdigit())
+    # Shape B names no event: a message from one of our own numbers went out, anything else came in.
+    outbound = from_number in business_phones
+    return MessageEvent(
+        event="message.sent" if outbound else "message.received",
+        contact=ContactRef(
+            vambe_contact_id=str(payload["aiContactId"]),
+            phone=None if outbound or not from_number else from_number,
+            name="" if outbound else str(data.get("name") or ""),
+        ),
+        message_id=str(data["messageId"]) if data.get("messageId") else None,
+        body=str(data.get("message") or ""),
+        occurred_at=parse_time(data.get("timestamp") or data.get("createdAt")) or received_at,
+    )
+
+
+def business_phones() -> set[str]:
+    return {
+        "".join(ch for ch in number if ch.isdigit()) for number in db.session.scalars(select(BusinessNumber.phone_number))
+    }

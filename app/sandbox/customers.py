@@ -1,0 +1,78 @@
+"""The sandbox's customers and AI assistant: what Vambe and WhatsApp would do on their side."""
+
+import re
+import uuid
+from datetime import datetime
+
+from flask import current_app
+from sqlalchemy import func, select
+
+from app.extensions import db
+from app.sandbox.state import SandboxChannel, SandboxContact, SandboxMessage
+from app.sandbox.transport import deliver_webhook
+
+CANNED_ANSWERS = [
+    "¡Gracias por escribirnos! Estoy revisando tu consulta, dame un momento.",
+    "Entiendo. ¿Me puedes dar tu número de pedido para ayudarte mejor?",
+    "Gracias. Si prefieres, puedo derivarte con una persona del equipo.",
+]
+
+
+class UnknownSandboxPhone(ValueError):
+    """The phone number is not one a sandbox customer could write from."""
+
+
+def customer_says(phone: str, text: str, *, name: str = "", now: datetime) -> SandboxMessage:
+    """A customer writes on WhatsApp: Vambe stores it, notifies Handoff, and its AI may answer."""
+    digits = re.sub(r"\D", "", phone)
+    if not 8 <= len(digits) <= 15:
+        raise UnknownSandboxPhone(f"{phone!r} is not a phone number")
+    contact = db.session.scalar(select(SandboxContact).where(SandboxContact.phone == digits))
+    if contact is None:
+        channel = db.session.scalar(select(SandboxChannel).order_by(SandboxChannel.id).limit(1))
+        if channel is None:
+            raise UnknownSandboxPhone("the sandbox has no WhatsApp number yet: run `flask sandbox seed`")
+        contact = SandboxContact(id=str(uuid.uuid4()), name=name or f"+{digits}", phone=digits, channel=channel, created_at=now)
+        db.session.add(contact)
+    message = store(contact, "INBOUND", "customer", text, now)
+    notify("message.received", message, now)
+    if not contact.assistant_paused:
+        reply = store(contact, "OUTBOUND", "assistant", canned_answer(contact), now)
+        notify("message.sent", reply, now)
+    return message
+
+
+def store(contact: SandboxContact, direction: str, sender: str, body: str, now: datetime) -> SandboxMessage:
+    message = SandboxMessage(
+        id=str(uuid.uuid4()), contact=contact, direction=direction, sender=sender, body=body, status="sent", created_at=now
+    )
+    db.session.add(message)
+    # Committed before notifying: the webhook handler runs in its own session.
+    db.session.commit()
+    return message
+
+
+def notify(event: str, message: SandboxMessage, now: datetime) -> None:
+    """Deliver a shape-A webhook for ``message`` to Handoff."""
+    payload = {
+        "event": event,
+        "timestamp": message.created_at.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "data": {
+            "contact_id": message.contact_id,
+            "message_id": message.id,
+            "message_body": message.body,
+            "platform": "whatsapp",
+            "direction": "inbound" if message.direction == "INBOUND" else "outbound",
+            "contact_name": message.contact.name,
+        },
+    }
+    deliver_webhook(current_app._get_current_object(), payload, secret=current_app.config["VAMBE_WEBHOOK_SECRET"], now=now)
+
+
+def canned_answer(contact: SandboxContact) -> str:
+    answered = db.session.scalar(
+        select(func.count(SandboxMessage.id)).where(
+            SandboxMessage.contact_id == contact.id, SandboxMessage.sender == "assistant"
+        )
+    )
+    return CANNED_ANSWERS[answered % len(CANNED_ANSWERS)]

@@ -1,0 +1,54 @@
+"""The page where a newcomer plays the customer."""
+
+from flask import redirect, request, url_for
+from flask_login import login_required
+from sqlalchemy import select
+
+from app.clock import utcnow
+from app.extensions import db
+from app.htmx import is_partial_request, render_page_or_partial
+from app.sandbox import bp
+from app.sandbox.customers import UnknownSandboxPhone, customer_says
+from app.sandbox.forms import NEW_CUSTOMER, CustomerMessageForm
+from app.sandbox.state import SandboxContact
+
+
+@bp.get("/")
+@login_required
+def index():
+    return render_customer_page(CustomerMessageForm(contact=request.args.get("contact")))
+
+
+@bp.post("/customer-messages")
+@login_required
+def send_as_customer():
+    form = CustomerMessageForm()
+    offer_contacts(form)
+    if not form.validate_on_submit():
+        return render_customer_page(form, status=422)
+    chosen = db.session.get(SandboxContact, form.contact.data) if form.contact.data != NEW_CUSTOMER else None
+    try:
+        message = customer_says(
+            chosen.phone if chosen else form.new_phone.data or "",
+            form.message.data,
+            name=form.new_name.data or "",
+            now=utcnow(),
+        )
+    except UnknownSandboxPhone as error:
+        form.new_phone.errors.append(str(error))
+        return render_customer_page(form, status=422)
+    if not is_partial_request():
+        return redirect(url_for("sandbox.index", contact=message.contact_id), 303)
+    return render_customer_page(CustomerMessageForm(formdata=None, contact=message.contact_id), delivered=True)
+
+
+def offer_contacts(form: CustomerMessageForm) -> None:
+    contacts = db.session.scalars(select(SandboxContact).order_by(SandboxContact.name))
+    form.contact.choices = [(c.id, f"{c.name} (+{c.phone})") for c in contacts] + [(NEW_CUSTOMER, "A new customer…")]
+
+
+def render_customer_page(form: CustomerMessageForm, status: int = 200, **context):
+    offer_contacts(form)
+    return render_page_or_partial(
+        "sandbox/index.html", "sandbox/_customer_message_form.html", status=status, form=form, **context
+    )

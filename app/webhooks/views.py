@@ -1,0 +1,30 @@
+from flask import current_app, jsonify, request
+
+from app.clock import utcnow
+from app.domain.deliveries import MAX_BODY_BYTES, WebhookUnauthorized, authenticate, process_delivery, record_delivery
+from app.extensions import csrf
+from app.webhooks import bp
+
+
+@bp.post("/vambe")
+@bp.post("/vambe/<token>")
+@csrf.exempt
+def receive_vambe(token: str | None = None):
+    request.max_content_length = MAX_BODY_BYTES
+    body = request.get_data()
+    now = utcnow()
+    try:
+        method = authenticate(
+            current_app.config["VAMBE_WEBHOOK_SECRET"],
+            url_token=token,
+            timestamp=request.headers.get("x-vambe-timestamp"),
+            signature=request.headers.get("x-vambe-signature"),
+            body=body,
+            now=now,
+        )
+    except WebhookUnauthorized:
+        return jsonify({"error": "unauthorized"}), 401
+    headers = {name.lower(): value for name, value in request.headers.items()}
+    delivery = process_delivery(record_delivery(body, headers, method, now=now), now=now)
+    # Stored either way: a 2xx stops Vambe retrying a delivery that can only fail again.
+    return jsonify({"delivery": delivery.id, "state": delivery.state}), 200
