@@ -1,6 +1,7 @@
 """Template helpers: times in the viewer's zone, durations, and what every page needs to know."""
 
 from datetime import UTC, datetime, timedelta
+from urllib.parse import unquote
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from flask import Flask, current_app, request
@@ -12,7 +13,8 @@ TIME_ZONE_COOKIE = "tz"
 
 def viewer_zone() -> ZoneInfo:
     """The viewer's time zone, as static/localtime.js reported it; UTC until it has."""
-    name = request.cookies.get(TIME_ZONE_COOKIE, "UTC")
+    # localtime.js percent-encodes the zone ("America%2FSantiago").
+    name = unquote(request.cookies.get(TIME_ZONE_COOKIE, "UTC"))
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):

@@ -159,7 +159,7 @@ def test_failed_send_without_htmx_renders_the_page_with_the_text_kept(app, auth,
     response = auth.client.post(f"/conversations/{conversation_id}/messages", data=form)
     assert response.status_code == 200
     html = response.get_data(as_text=True)
-    assert "Not sent." in html
+    assert "Not sent" in html
     assert re.search(r"<textarea[^>]*>\s*Texto que no se pierde</textarea>", html)
 
 
@@ -228,7 +228,7 @@ def test_the_api_key_never_reaches_a_page(app, auth, agent):
 def test_times_render_in_the_viewers_time_zone(app, client, agent):
     conversation_id = make_conversation(app, last_inbound_ago=timedelta(minutes=5))
     [message] = messages_of(app, conversation_id)
-    client.set_cookie("tz", "America/Santiago")
+    client.set_cookie("tz", "America%2FSantiago")  # as static/localtime.js writes it
     html = client.get(f"/conversations/{conversation_id}").get_data(as_text=True)
     from zoneinfo import ZoneInfo
 
@@ -236,3 +236,13 @@ def test_times_render_in_the_viewers_time_zone(app, client, agent):
     assert local in html
     client.set_cookie("tz", "Not/AZone")
     assert client.get(f"/conversations/{conversation_id}").status_code == 200
+
+
+def test_a_reply_moves_its_conversation_to_the_top_of_the_inbox(app, auth, agent):
+    older = make_conversation(app, name="Older Customer", last_inbound_ago=timedelta(hours=2))
+    make_conversation(app, name="Newer Customer", last_inbound_ago=timedelta(minutes=1))
+    html = auth.client.get("/").get_data(as_text=True)
+    assert html.index("Newer Customer") < html.index("Older Customer")
+    auth.client.post(f"/conversations/{older}/messages", data=send_form(auth, older))
+    html = auth.client.get("/").get_data(as_text=True)
+    assert html.index("Older Customer") < html.index("Newer Customer")

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
+from app.domain.ingesting import advance_conversation
 from app.domain.window import WindowStatus, window_status
 from app.extensions import db
 from app.models import (
@@ -94,6 +95,7 @@ def send_reply(
         updated_at=now,
     )
     db.session.add(message)
+    advance_conversation(conversation.id, Direction.OUTBOUND, now)
     if message.window_override:
         db.session.add(override_event(message, agent, window, now))
     try:
