@@ -204,11 +204,11 @@ def test_sending_after_the_window_closed_needs_confirmation_and_is_recorded(
     send_anyway.click()
     sent = thread_message(page, text)
     expect(sent).to_be_visible()
-    expect(sent.get_by_text("Sent outside the 24h window")).to_be_visible()
+    expect(sent.get_by_text("Override: outside the 24h window")).to_be_visible()
     # The sandbox, like WhatsApp, refuses a free-form message outside the window.
     expect(sent.get_by_text("Failed", exact=True)).to_be_visible()
     expect(sent).to_contain_text(REENGAGEMENT)
-    expect(page.get_by_role("alert").filter(has_text="Not sent.")).to_contain_text(REENGAGEMENT)
+    expect(page.get_by_role("alert").filter(has_text="Not sent")).to_contain_text("Your text is kept below.")
     expect(field).to_have_value(text)  # kept for a retry
     expect(page.get_by_text("The AI assistant is active for this contact.")).to_be_visible()
     assert_not_reloaded(page)
