@@ -204,22 +204,14 @@ def conversation_for_vambe_contact(vambe_contact_id: str, phone: str | None, *, 
 
 def advance_conversation(conversation_id: int, direction: Direction, occurred_at: datetime) -> None:
     """Move the conversation's latest-message times forward, never back (deliveries arrive out of order)."""
-    db.session.execute(
-        update(Conversation)
-        .where(
-            Conversation.id == conversation_id,
-            or_(Conversation.last_message_at.is_(None), Conversation.last_message_at < occurred_at),
-        )
-        .values(last_message_at=occurred_at)
-    )
+    columns = [Conversation.last_message_at]
     if direction == Direction.INBOUND:
+        columns.append(Conversation.last_inbound_at)
+    for column in columns:
         db.session.execute(
             update(Conversation)
-            .where(
-                Conversation.id == conversation_id,
-                or_(Conversation.last_inbound_at.is_(None), Conversation.last_inbound_at < occurred_at),
-            )
-            .values(last_inbound_at=occurred_at)
+            .where(Conversation.id == conversation_id, or_(column.is_(None), column < occurred_at))
+            .values({column: occurred_at})
         )
 
 
