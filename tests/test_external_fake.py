@@ -315,7 +315,7 @@ def test_a_refused_key_is_shown_as_an_alert_without_the_key(external_app, vambe_
 
     assert response.status_code == 200
     html = response.get_data(as_text=True)
-    assert "Not sent." in html
+    assert "Not sent" in html
     assert "administrator" in html
     assert "No va a salir" in html  # the text is kept for a retry
     assert_key_never_shown(response)
@@ -339,7 +339,7 @@ def test_a_contract_rejection_shows_vambes_reasons(external_app, vambe_fake, age
 
     assert response.status_code == 200
     html = response.get_data(as_text=True)
-    assert "Not sent." in html
+    assert "Not sent" in html
     assert "#131047" in html
     assert_key_never_shown(response)
     assert len(vambe_fake.requests) == 1
