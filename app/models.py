@@ -51,9 +51,19 @@ class DeliveryState(StrEnum):
     FAILED = "failed"
 
 
+class ConversationStatus(StrEnum):
+    OPEN = "open"
+    RESOLVED = "resolved"
+
+
 class AuditKind(StrEnum):
     WINDOW_OVERRIDE = "window_override"
     ASSISTANT_PAUSED = "assistant_paused"
+    ASSIGNED = "assigned"
+    UNASSIGNED = "unassigned"
+    RESOLVED = "resolved"
+    REOPENED = "reopened"
+    NEWER_REPLY_OVERRIDE = "newer_reply_override"
 
 
 class User(UserMixin, db.Model):
@@ -112,10 +122,13 @@ class Conversation(db.Model):
     last_message_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
     assistant_paused_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     assistant_paused_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    assignee_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
+    status: Mapped[str] = mapped_column(String(16), default=ConversationStatus.OPEN, server_default="open", index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
     business_number: Mapped[BusinessNumber | None] = relationship()
-    assistant_paused_by: Mapped[User | None] = relationship()
+    assistant_paused_by: Mapped[User | None] = relationship(foreign_keys=[assistant_paused_by_id])
+    assignee: Mapped[User | None] = relationship(foreign_keys=[assignee_id])
 
     @property
     def display_name(self) -> str:
@@ -188,3 +201,26 @@ class WebhookDelivery(db.Model):
     error: Mapped[str | None] = mapped_column(Text)
     processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id"))
+
+
+class ConversationView(db.Model):
+    """When a user last looked at a conversation: newer customer messages are unread for them."""
+
+    __tablename__ = "conversation_views"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), primary_key=True)
+    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id"), primary_key=True)
+    seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class QuickReply(db.Model):
+    """A canned answer that leads maintain and agents insert with "/" in the composer."""
+
+    __tablename__ = "quick_replies"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    shortcut: Mapped[str] = mapped_column(String(40), unique=True)
+    body: Mapped[str] = mapped_column(Text)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -45,6 +45,11 @@ def run_migrations_online():
     # SQLite can only ALTER a table by copying it: batch mode does that.
     conf_args.update(render_as_batch=True, compare_type=True, render_item=render_item)
     with target_db.engine.connect() as connection:
+        if connection.dialect.name == "sqlite":
+            # Batch mode rebuilds a table by dropping it; with foreign keys on, SQLite would refuse while
+            # other tables still reference its rows. The pragma only applies outside a transaction.
+            connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+            connection.commit()
         context.configure(
             connection=connection,
             target_metadata=target_db.metadata,

@@ -34,3 +34,33 @@ def test_migrations_downgrade_to_empty(app_ctx):
     with db.engine.connect() as connection:
         tables = set(db.inspect(connection).get_table_names()) - {"alembic_version"}
     assert tables == set()
+
+
+def test_upgrading_a_populated_database_keeps_its_rows(app_ctx):
+    """Batch migrations rebuild SQLite tables; referenced rows must survive (foreign keys are on)."""
+    from datetime import UTC, datetime
+
+    from flask_migrate import upgrade
+
+    downgrade(revision="93e687237683")
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    with db.engine.begin() as connection:
+        connection.execute(
+            db.text(
+                "INSERT INTO conversations (id, vambe_contact_id, phone, name, created_at) "
+                "VALUES (1, 'c1', '+56911111111', 'Ana', :now)"
+            ),
+            {"now": now.replace(tzinfo=None) if db.engine.dialect.name == "sqlite" else now},
+        )
+        connection.execute(
+            db.text(
+                "INSERT INTO messages (id, conversation_id, direction, author, body, outcome, window_override, "
+                "occurred_at, created_at, updated_at) VALUES (1, 1, 'inbound', 'customer', 'Hola', 'received', "
+                "false, :now, :now, :now)"
+            ),
+            {"now": now.replace(tzinfo=None) if db.engine.dialect.name == "sqlite" else now},
+        )
+    upgrade()
+    with db.engine.connect() as connection:
+        assert connection.execute(db.text("SELECT status FROM conversations WHERE id = 1")).scalar() == "open"
+        assert connection.execute(db.text("SELECT count(*) FROM messages")).scalar() == 1
