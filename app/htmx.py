@@ -8,7 +8,7 @@ def is_partial_request() -> bool:
     return request.headers.get("HX-Request") == "true" and request.headers.get("HX-Request-Type") == "partial"
 
 
-def render_page_or_partial(page: str, partial: str, status: int = 200, **context) -> Response:
+def render_page_or_partial(page: str, partial: str, /, status: int = 200, **context) -> Response:
     """Render ``partial`` for a partial htmx request and ``page`` otherwise."""
     template = partial if is_partial_request() else page
     response = make_response(render_template(template, **context), status)

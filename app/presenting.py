@@ -6,7 +6,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from flask import Flask, current_app, request
 
-from app.models import Author, Message, Outcome
+from app.models import AuditKind, Author, Message, Outcome
 
 TIME_ZONE_COOKIE = "tz"
 
@@ -28,9 +28,10 @@ def localtime(moment: datetime | None, fmt: str = "%d %b %Y, %H:%M") -> str:
     return moment.astimezone(viewer_zone()).strftime(fmt)
 
 
-def duration(span: timedelta) -> str:
-    """A span as an agent reads it: "2 h 14 m", "14 m", "under a minute"."""
-    minutes = int(span.total_seconds() // 60)
+def duration(span: timedelta | int) -> str:
+    """A span (or a number of seconds) as an agent reads it: "2 h 14 m", "14 m", "under a minute"."""
+    seconds = span.total_seconds() if isinstance(span, timedelta) else span
+    minutes = int(seconds // 60)
     if minutes < 1:
         return "under a minute"
     hours, minutes = divmod(minutes, 60)
@@ -59,11 +60,29 @@ def author_label(message: Message) -> str:
     return "Other tool"
 
 
+def filter_args(args) -> dict[str, str]:
+    """The inbox's query-string filters without its page cursor, for building the next page's link."""
+    return {name: value for name, value in args.items() if name != "after"}
+
+
+AUDIT_LABELS = {
+    AuditKind.WINDOW_OVERRIDE: "sent outside the 24h window",
+    AuditKind.ASSISTANT_PAUSED: "paused the AI assistant",
+    AuditKind.ASSIGNED: "assigned the conversation",
+    AuditKind.UNASSIGNED: "unassigned the conversation",
+    AuditKind.RESOLVED: "marked it resolved",
+    AuditKind.REOPENED: "reopened it",
+    AuditKind.NEWER_REPLY_OVERRIDE: "sent despite a newer reply",
+}
+
+
 def register(app: Flask) -> None:
     app.jinja_env.filters["localtime"] = localtime
     app.jinja_env.filters["duration"] = duration
     app.jinja_env.filters["author_label"] = author_label
     app.jinja_env.globals["OUTCOME_LABELS"] = OUTCOME_LABELS
+    app.jinja_env.globals["AUDIT_LABELS"] = AUDIT_LABELS
+    app.jinja_env.globals["filter_args"] = filter_args
 
     @app.context_processor
     def installation():

@@ -30,12 +30,92 @@
     return true;
   }
 
+  // Quick replies: "/" plus a few letters filters the list; Enter or a click inserts the text.
+  function picker(textarea) {
+    return document.getElementById(textarea.getAttribute("data-quick-replies"));
+  }
+
+  function pickerOptions(list) {
+    return Array.prototype.filter.call(list.children, function (option) { return !option.hidden; });
+  }
+
+  function filterPicker(textarea) {
+    var list = picker(textarea);
+    if (!list) return;
+    var match = /^\/([\w-]*)$/.exec(textarea.value);
+    if (!match) { list.hidden = true; return; }
+    var visible = 0;
+    Array.prototype.forEach.call(list.children, function (option) {
+      option.hidden = option.getAttribute("data-shortcut").indexOf(match[1].toLowerCase()) === -1;
+      option.setAttribute("aria-selected", "false");
+      if (!option.hidden) visible += 1;
+    });
+    list.hidden = visible === 0;
+    if (visible) pickerOptions(list)[0].setAttribute("aria-selected", "true");
+  }
+
+  function movePicker(list, step) {
+    var options = pickerOptions(list);
+    var index = options.findIndex(function (o) { return o.getAttribute("aria-selected") === "true"; });
+    if (index !== -1) options[index].setAttribute("aria-selected", "false");
+    options[(index + step + options.length) % options.length].setAttribute("aria-selected", "true");
+  }
+
+  function insertQuickReply(textarea, option) {
+    textarea.value = option.getAttribute("data-body");
+    picker(textarea).hidden = true;
+    updateCounter(textarea);
+    textarea.focus();
+  }
+
+  document.addEventListener("click", function (event) {
+    var option = event.target.closest && event.target.closest(".quick-replies [role=option]");
+    if (!option) return;
+    var textarea = document.querySelector("[data-quick-replies='" + option.parentElement.id + "']");
+    if (textarea) insertQuickReply(textarea, option);
+  });
+
   document.addEventListener("input", function (event) {
-    if (event.target.matches && event.target.matches("textarea[data-counter]")) updateCounter(event.target);
+    if (!event.target.matches) return;
+    if (event.target.matches("textarea[data-counter]")) updateCounter(event.target);
+    if (event.target.matches("textarea[data-quick-replies]")) filterPicker(event.target);
+  });
+
+  // The reply shows in the thread as "Sending…" at once; the server's answer replaces it.
+  document.addEventListener("htmx:before:request", function (event) {
+    var form = event.detail && event.detail.ctx && event.detail.ctx.sourceElement;
+    if (!form || form.id !== "composer") return;
+    var text = form.querySelector("textarea[name=message]").value;
+    var thread = document.querySelector("#thread .thread");
+    if (!text.trim() || !thread) return;
+    var item = document.createElement("li");
+    item.className = "message message-outbound pending";
+    var body = document.createElement("p");
+    body.className = "message-body";
+    body.textContent = text;
+    var state = document.createElement("div");
+    state.className = "message-footer";
+    state.innerHTML = '<span class="outcome outcome-sending">Sending…</span>';
+    item.appendChild(body);
+    item.appendChild(state);
+    thread.appendChild(item);
   });
 
   document.addEventListener("keydown", function (event) {
     var target = event.target;
+    var list = target.matches && target.matches("textarea[data-quick-replies]") ? picker(target) : null;
+    if (list && !list.hidden) {
+      if (event.key === "ArrowDown" || event.key === "ArrowUp") {
+        event.preventDefault();
+        movePicker(list, event.key === "ArrowDown" ? 1 : -1);
+        return;
+      }
+      if (event.key === "Enter" || event.key === "Tab") {
+        var selected = list.querySelector("[aria-selected=true]");
+        if (selected) { event.preventDefault(); insertQuickReply(target, selected); return; }
+      }
+      if (event.key === "Escape") { list.hidden = true; event.preventDefault(); return; }
+    }
     if (event.key === "Enter" && !event.shiftKey && !event.isComposing && target.matches && target.matches("textarea[data-enter-sends]")) {
       event.preventDefault();
       target.form.requestSubmit();

@@ -86,7 +86,10 @@ class TestCustomerSays:
         ]
         assert messages[0].provider_message_id == said.id
         assert messages[0].outcome == Outcome.RECEIVED
-        assert db.session.scalar(select(func.count(Message.id)).where(Message.provider_message_id == said.id)) == 1
+        assert (
+            db.session.scalar(select(func.count(Message.id)).where(Message.provider_message_id == said.id))
+            == 1
+        )
         deliveries = db.session.scalars(select(WebhookDelivery).order_by(WebhookDelivery.id)).all()
         assert [(d.event, d.state, d.authenticated_by) for d in deliveries] == [
             ("message.received", DeliveryState.PROCESSED, "signature"),
@@ -118,7 +121,10 @@ class TestCustomerSays:
         customer_says(phone, "Vuelvo a escribir", now=utcnow())
 
         assert count(Conversation) == 1
-        assert [m.body for m in handoff_messages(conversation.id)][-2:] == ["Vuelvo a escribir", CANNED_ANSWERS[0]]
+        assert [m.body for m in handoff_messages(conversation.id)][-2:] == [
+            "Vuelvo a escribir",
+            CANNED_ANSWERS[0],
+        ]
         db.session.refresh(conversation)
         assert utcnow() - conversation.last_inbound_at < timedelta(minutes=1)  # the window reopened
 
@@ -168,7 +174,9 @@ class TestCustomerSays:
         refused = send_reply(
             conversation,
             factories.make_user(),
-            Reply(text="¿Sigues interesado?", idempotency_key=uuid.uuid4().hex, confirmed_outside_window=True),
+            Reply(
+                text="¿Sigues interesado?", idempotency_key=uuid.uuid4().hex, confirmed_outside_window=True
+            ),
             client=app_ctx.extensions["vambe_client"],
             now=utcnow(),
             warning=app_ctx.config["WINDOW_WARNING"],
@@ -229,7 +237,11 @@ class TestSimulateCustomerPage:
 
         response = client.post(
             "/sandbox/customer-messages",
-            data={"csrf_token": page_token(client), "contact": contact_id, "message": "Quiero cambiar mi pedido"},
+            data={
+                "csrf_token": page_token(client),
+                "contact": contact_id,
+                "message": "Quiero cambiar mi pedido",
+            },
         )
 
         assert response.status_code == 303
@@ -237,10 +249,15 @@ class TestSimulateCustomerPage:
         with app.app_context():
             bodies = [(m.author, m.body) for m in handoff_messages(conversation_id)]
             db.session.remove()
-        assert bodies[-2:] == [(Author.CUSTOMER, "Quiero cambiar mi pedido"), (Author.ASSISTANT, CANNED_ANSWERS[0])]
+        assert bodies[-2:] == [
+            (Author.CUSTOMER, "Quiero cambiar mi pedido"),
+            (Author.ASSISTANT, CANNED_ANSWERS[0]),
+        ]
         # The redirect lands on the same customer, ready for the next line.
         follow = client.get(response.headers["Location"]).get_data(as_text=True)
-        assert re.search(rf'<option selected value="{contact_id}"|<option value="{contact_id}" selected', follow)
+        assert re.search(
+            rf'<option selected value="{contact_id}"|<option value="{contact_id}" selected', follow
+        )
 
     def test_a_new_customer_writes_and_gets_a_conversation(self, app, client, agent):
         with app.app_context():
@@ -265,7 +282,10 @@ class TestSimulateCustomerPage:
             assert contact is not None and contact.name == "Nicolás Fuentes"
             conversation = conversation_for(contact.id)
             assert conversation.name == "Nicolás Fuentes"
-            assert [m.body for m in handoff_messages(conversation.id)] == ["Hola, primera vez que escribo", CANNED_ANSWERS[0]]
+            assert [m.body for m in handoff_messages(conversation.id)] == [
+                "Hola, primera vez que escribo",
+                CANNED_ANSWERS[0],
+            ]
             db.session.remove()
         # The new customer is now offered, and selected, on the form that came back.
         assert "Nicolás Fuentes (+56955550123)" in response.get_data(as_text=True)
@@ -285,7 +305,9 @@ class TestSimulateCustomerPage:
         html = response.get_data(as_text=True)
         assert "is not a phone number" in html
         assert "Delivered to Handoff." not in html
-        assert re.search(r"<textarea[^>]*>\s*Hola</textarea>", html)  # the customer's text is kept for a retry
+        assert re.search(
+            r"<textarea[^>]*>\s*Hola</textarea>", html
+        )  # the customer's text is kept for a retry
         with app.app_context():
             assert (count(SandboxContact), count(WebhookDelivery), count(Message)) == (0, 0, 0)
             db.session.remove()
@@ -295,7 +317,8 @@ class TestSimulateCustomerPage:
             contact_id = factories.make_sandbox_conversation(last_inbound_ago=None).vambe_contact_id
 
         response = client.post(
-            "/sandbox/customer-messages", data={"csrf_token": page_token(client), "contact": contact_id, "message": ""}
+            "/sandbox/customer-messages",
+            data={"csrf_token": page_token(client), "contact": contact_id, "message": ""},
         )
 
         assert response.status_code == 422
@@ -314,7 +337,14 @@ class TestCustomerSaysCommand:
             db.session.remove()
 
         result = app.test_cli_runner().invoke(
-            args=["sandbox", "customer-says", "+56 9 7777 1234", "Hola desde la terminal", "--name", "Terminal"]
+            args=[
+                "sandbox",
+                "customer-says",
+                "+56 9 7777 1234",
+                "Hola desde la terminal",
+                "--name",
+                "Terminal",
+            ]
         )
 
         assert result.exit_code == 0, result.output

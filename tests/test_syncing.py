@@ -20,16 +20,16 @@ from sqlalchemy import delete, func, select
 from app.clock import utcnow
 from app.domain.ingesting import ContactRef
 from app.domain.sending import Reply, send_reply
-from app.domain.syncing import SyncReport, contacts_to_sync, refresh_conversation, sync_contact
+from app.domain.syncing import SyncReport, contacts_to_sync, sync_contact
 from app.extensions import db
-from app.models import Author, Conversation, Direction, Message, Outcome, Role, WebhookDelivery
+from app.models import Author, Conversation, Direction, Message, Outcome, Role
 from app.sandbox.seeding import seed_sandbox
 from app.sandbox.state import SandboxMessage
 from app.vambe import SEND_SESSION_MESSAGE_PATH, VambeClient
 from tests import factories
 from tests.conftest import build_app
-from tests.fake_vambe import DROP, Reply as FakeReply
-from tests.fake_vambe import running_fake_vambe
+from tests.fake_vambe import DROP, running_fake_vambe
+from tests.fake_vambe import Reply as FakeReply
 
 API_KEY = "k"
 PHONE = "56998389641"
@@ -80,7 +80,14 @@ class FakeAccount:
         return contact_id
 
     def say(
-        self, contact_id: str, direction: str, body: str, at: datetime, *, status: str = "read", message_id: str | None = None
+        self,
+        contact_id: str,
+        direction: str,
+        body: str,
+        at: datetime,
+        *,
+        status: str = "read",
+        message_id: str | None = None,
     ) -> dict:
         item = {
             "id": message_id or str(uuid.uuid4()),
@@ -112,14 +119,21 @@ class FakeAccount:
                 # A vanished contact may still be listed: Vambe's list and history can disagree for a moment.
                 return FakeReply(200, [self.info(c) for c in self.contacts])
             if match := INFO_PATH.match(request.path):
-                return NOT_FOUND if match[1] not in self.contacts or match[1] in self.vanished else FakeReply(200, self.info(match[1]))
+                return (
+                    NOT_FOUND
+                    if match[1] not in self.contacts or match[1] in self.vanished
+                    else FakeReply(200, self.info(match[1]))
+                )
             if match := HISTORY_PATH.match(request.path):
                 return self.history(match[1], int(request.query["page"][0]))
             return FakeReply(404, {"statusCode": 404, "message": "Cannot route", "error": "Not Found"})
 
     def info(self, contact_id: str) -> dict:
         history = self.histories[contact_id]
-        return {**self.contacts[contact_id], "last_message_at": history[-1]["created_at"] if history else None}
+        return {
+            **self.contacts[contact_id],
+            "last_message_at": history[-1]["created_at"] if history else None,
+        }
 
     def history(self, contact_id: str, page: int):
         if contact_id not in self.contacts or contact_id in self.vanished:
@@ -135,7 +149,13 @@ class FakeAccount:
         start = (page - 1) * self.page_size
         chunk = items[start : start + self.page_size]
         return FakeReply(
-            200, {"messages": chunk, "page": page, "hasMore": start + self.page_size < len(items), "total": len(items)}
+            200,
+            {
+                "messages": chunk,
+                "page": page,
+                "hasMore": start + self.page_size < len(items),
+                "total": len(items),
+            },
         )
 
 
@@ -159,10 +179,16 @@ def vambe(fake):
 
 def history_requests(fake, contact_id: str) -> list[int]:
     """The page numbers the fake was asked for, in order, for one contact."""
-    return [int(r.query["page"][0]) for r in fake.requests if r.path == f"/api/public/contact/v2/{contact_id}/messages"]
+    return [
+        int(r.query["page"][0])
+        for r in fake.requests
+        if r.path == f"/api/public/contact/v2/{contact_id}/messages"
+    ]
 
 
-def sync(vambe, contact: ContactRef, *, days: int = 7, now: datetime | None = None) -> tuple[SyncReport, list[float]]:
+def sync(
+    vambe, contact: ContactRef, *, days: int = 7, now: datetime | None = None
+) -> tuple[SyncReport, list[float]]:
     now = now or utcnow()
     report, waited = SyncReport(), []
     sync_contact(vambe, contact, since=now - timedelta(days=days), now=now, report=report, wait=waited.append)
@@ -196,14 +222,18 @@ def a_thread(account: FakeAccount, contact_id: str, start: datetime) -> list[dic
         ("OUTBOUND", "Entre 2 y 4 días hábiles."),
         ("INBOUND", "Perfecto, gracias"),
     ]
-    return [account.say(contact_id, d, body, start + timedelta(minutes=n)) for n, (d, body) in enumerate(lines)]
+    return [
+        account.say(contact_id, d, body, start + timedelta(minutes=n)) for n, (d, body) in enumerate(lines)
+    ]
 
 
 # --- the first sync and the next ---------------------------------------------------------------------
 
 
 class TestHistory:
-    def test_first_sync_adds_every_page_in_order_with_authors_after_honouring_retry_after(self, app_ctx, account, fake, vambe):
+    def test_first_sync_adds_every_page_in_order_with_authors_after_honouring_retry_after(
+        self, app_ctx, account, fake, vambe
+    ):
         contact_id = account.add_contact()
         thread = a_thread(account, contact_id, utcnow() - timedelta(hours=3))
         account.rate_limits = ["7"]
@@ -244,7 +274,9 @@ class TestHistory:
         assert waited == []
         assert [(m.id, m.provider_message_id, m.author, m.outcome) for m in stored()] == first
 
-    def test_outbound_history_after_handoff_paused_the_assistant_is_another_tools(self, app_ctx, account, fake, vambe):
+    def test_outbound_history_after_handoff_paused_the_assistant_is_another_tools(
+        self, app_ctx, account, fake, vambe
+    ):
         contact_id = account.add_contact()
         start = utcnow() - timedelta(hours=2)
         account.say(contact_id, "OUTBOUND", "Mensaje del bot", start)
@@ -315,7 +347,9 @@ class TestHistory:
 
         report, now = SyncReport(), utcnow()
         for contact in contacts:
-            sync_contact(vambe, contact, since=now - timedelta(days=7), now=now, report=report, wait=[].append)
+            sync_contact(
+                vambe, contact, since=now - timedelta(days=7), now=now, report=report, wait=[].append
+            )
 
         assert report.contacts == 2
         assert report.skipped == {"contact no longer exists in Vambe": 1}
@@ -334,7 +368,11 @@ def post_webhook(app, payload: dict):
     response = app.test_client().post(
         "/webhooks/vambe",
         data=body,
-        headers={"content-type": "application/json", "x-vambe-timestamp": timestamp, "x-vambe-signature": signature},
+        headers={
+            "content-type": "application/json",
+            "x-vambe-timestamp": timestamp,
+            "x-vambe-signature": signature,
+        },
     )
     assert response.get_json()["state"] == "processed", response.get_data(as_text=True)
 
@@ -343,7 +381,12 @@ def webhook(event: str, contact_id: str, message_id: str, body: str, at: datetim
     return {
         "event": event,
         "timestamp": iso(at),
-        "data": {"contact_id": contact_id, "message_id": message_id, "message_body": body, "contact_name": "María"},
+        "data": {
+            "contact_id": contact_id,
+            "message_id": message_id,
+            "message_body": body,
+            "contact_name": "María",
+        },
     }
 
 
@@ -352,9 +395,18 @@ class TestMergingWithWebhookCopies:
         contact_id = account.add_contact()
         start = utcnow() - timedelta(minutes=30)
         post_webhook(app_ctx, webhook("message.received", contact_id, "wh-1", "¿Siguen abiertos?", start))
-        post_webhook(app_ctx, webhook("message.sent", contact_id, "wh-2", "Sí, hasta las 20 h.", start + timedelta(minutes=1)))
+        post_webhook(
+            app_ctx,
+            webhook("message.sent", contact_id, "wh-2", "Sí, hasta las 20 h.", start + timedelta(minutes=1)),
+        )
         account.say(contact_id, "INBOUND", "¿Siguen abiertos?", start + timedelta(seconds=40))
-        account.say(contact_id, "OUTBOUND", "Sí, hasta las 20 h.", start + timedelta(minutes=1, seconds=30), status="read")
+        account.say(
+            contact_id,
+            "OUTBOUND",
+            "Sí, hasta las 20 h.",
+            start + timedelta(minutes=1, seconds=30),
+            status="read",
+        )
         account.say(contact_id, "INBOUND", "Voy para allá", start + timedelta(minutes=5))
 
         first, _ = sync(vambe, ref(account, contact_id))
@@ -408,7 +460,12 @@ class TestOwnSendOutcomes:
             vambe_contact_id=contact_id, phone="+" + PHONE, last_inbound_at=now - timedelta(minutes=10)
         )
         message = send_reply(
-            conversation, agent, Reply(text=text, idempotency_key=uuid.uuid4().hex), client=vambe, now=now, warning=WARNING
+            conversation,
+            agent,
+            Reply(text=text, idempotency_key=uuid.uuid4().hex),
+            client=vambe,
+            now=now,
+            warning=WARNING,
         )
         return message, contact_id
 
@@ -421,7 +478,9 @@ class TestOwnSendOutcomes:
         text = "Tu pedido sale hoy."
         message, contact_id = self.send(account, vambe, agent, text)
         assert (message.outcome, message.provider_message_id) == (Outcome.SENT, None)
-        echo = account.say(contact_id, "OUTBOUND", text, message.occurred_at + timedelta(seconds=20), status="delivered")
+        echo = account.say(
+            contact_id, "OUTBOUND", text, message.occurred_at + timedelta(seconds=20), status="delivered"
+        )
 
         seen = []
         for status in ("delivered", "read", "delivered", "sent", "failed"):
@@ -464,7 +523,9 @@ class TestOwnSendOutcomes:
 @pytest.fixture
 def install(database_url, fake):
     """A non-sandbox installation whose Vambe is the loopback fake."""
-    app = build_app(database_url, VAMBE_API_KEY=API_KEY, VAMBE_API_BASE_URL=fake.url, VAMBE_WEBHOOK_SECRET="s")
+    app = build_app(
+        database_url, VAMBE_API_KEY=API_KEY, VAMBE_API_BASE_URL=fake.url, VAMBE_WEBHOOK_SECRET="s"
+    )
     yield app
     app.extensions["vambe_client"].session.close()
     with app.app_context():
@@ -493,7 +554,15 @@ def snapshot() -> list[tuple]:
     db.session.expire_all()
     return sorted(
         # History times carry milliseconds only.
-        (m.provider_message_id, m.conversation_id, m.direction, m.author, m.body, at_ms(m.occurred_at), m.outcome)
+        (
+            m.provider_message_id,
+            m.conversation_id,
+            m.direction,
+            m.author,
+            m.body,
+            at_ms(m.occurred_at),
+            m.outcome,
+        )
         for m in db.session.scalars(select(Message))
     )
 
@@ -558,10 +627,11 @@ def test_the_refresh_button_brings_in_a_message_only_vambe_has(app, client, auth
     assert full.headers["Location"].endswith(f"/conversations/{conversation_id}")
     with app.app_context():
         bodies = db.session.scalars(
-            select(Message.body).where(Message.conversation_id == conversation_id).order_by(Message.occurred_at)
+            select(Message.body)
+            .where(Message.conversation_id == conversation_id)
+            .order_by(Message.occurred_at)
         ).all()
         window = db.session.get(Conversation, conversation_id).last_inbound_at
         db.session.remove()
     assert bodies == ["Hola, ¿me ayudan?", "¿Me pueden llamar?"]
     assert utcnow() - window < timedelta(minutes=3)  # the refreshed message moved the window
-

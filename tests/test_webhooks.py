@@ -18,7 +18,6 @@ import pytest
 from sqlalchemy import func, select, update
 
 from app.clock import utcnow
-from app.domain.sending import Reply, send_reply
 from app.extensions import db
 from app.models import (
     Author,
@@ -99,7 +98,9 @@ def shape_a(
     }
 
 
-def shape_b(*, contact_id: str, from_number: str, text: str, message_id: str | None = None, name: str = "Waita") -> dict:
+def shape_b(
+    *, contact_id: str, from_number: str, text: str, message_id: str | None = None, name: str = "Waita"
+) -> dict:
     return {
         "aiContactId": contact_id,
         "data": {
@@ -115,12 +116,16 @@ def shape_b(*, contact_id: str, from_number: str, text: str, message_id: str | N
 
 def post_signed(client, app, payload, *, timestamp: str | None = None):
     body = encode(payload)
-    return client.post(URL, data=body, headers=signed_headers(app.config["VAMBE_WEBHOOK_SECRET"], body, timestamp))
+    return client.post(
+        URL, data=body, headers=signed_headers(app.config["VAMBE_WEBHOOK_SECRET"], body, timestamp)
+    )
 
 
 def post_with_token(client, app, payload):
     return client.post(
-        f"{URL}/{app.config['VAMBE_WEBHOOK_SECRET']}", data=encode(payload), headers={"content-type": "application/json"}
+        f"{URL}/{app.config['VAMBE_WEBHOOK_SECRET']}",
+        data=encode(payload),
+        headers={"content-type": "application/json"},
     )
 
 
@@ -158,8 +163,16 @@ def deliveries(app) -> list[StoredDelivery]:
         rows = db.session.scalars(select(WebhookDelivery).order_by(WebhookDelivery.id)).all()
         stored = [
             StoredDelivery(
-                d.id, d.state, d.error, d.event, d.message_id, d.authenticated_by, d.body, dict(d.headers),
-                d.received_at, d.processed_at,
+                d.id,
+                d.state,
+                d.error,
+                d.event,
+                d.message_id,
+                d.authenticated_by,
+                d.body,
+                dict(d.headers),
+                d.received_at,
+                d.processed_at,
             )
             for d in rows
         ]
@@ -172,7 +185,14 @@ def messages(app, *criteria) -> list[StoredMessage]:
         rows = db.session.scalars(select(Message).where(*criteria).order_by(Message.id)).all()
         stored = [
             StoredMessage(
-                m.id, m.conversation_id, m.direction, m.author, m.body, m.provider_message_id, m.outcome, m.occurred_at
+                m.id,
+                m.conversation_id,
+                m.direction,
+                m.author,
+                m.body,
+                m.provider_message_id,
+                m.outcome,
+                m.occurred_at,
             )
             for m in rows
         ]
@@ -190,7 +210,9 @@ def delivery_count(app) -> int:
 def conversation_of(app, vambe_contact_id: str) -> Conversation | None:
     """A detached snapshot of the conversation (its columns are loaded)."""
     with app.app_context():
-        conversation = db.session.scalar(select(Conversation).where(Conversation.vambe_contact_id == vambe_contact_id))
+        conversation = db.session.scalar(
+            select(Conversation).where(Conversation.vambe_contact_id == vambe_contact_id)
+        )
         if conversation is not None:
             db.session.expunge(conversation)
         db.session.remove()
@@ -207,7 +229,9 @@ def new_contact_id() -> str:
 class TestAuthentication:
     def test_a_correctly_signed_delivery_is_stored_and_processed(self, app, client):
         contact = new_contact_id()
-        response = post_signed(client, app, shape_a("message.received", contact_id=contact, body="Hola", message_id="m-1"))
+        response = post_signed(
+            client, app, shape_a("message.received", contact_id=contact, body="Hola", message_id="m-1")
+        )
 
         assert response.status_code == 200, response.get_data(as_text=True)
         [delivery] = deliveries(app)
@@ -221,7 +245,9 @@ class TestAuthentication:
 
     def test_the_secret_in_the_url_authenticates_without_a_signature(self, app, client):
         response = post_with_token(
-            client, app, shape_a("message.received", contact_id=new_contact_id(), body="Hola", message_id="m-2")
+            client,
+            app,
+            shape_a("message.received", contact_id=new_contact_id(), body="Hola", message_id="m-2"),
         )
 
         assert response.status_code == 200, response.get_data(as_text=True)
@@ -233,10 +259,13 @@ class TestAuthentication:
         # Odd spacing, key order and raw UTF-8: re-encoding the parsed JSON would change the bytes.
         body = (
             '{ "timestamp":"2024-09-30T10:00:00.000Z",  "event" : "message.received",\n'
-            f' "data": {{"message_body": "¿Hola? ñandú 😀", "contact_id": "{new_contact_id()}", "message_id": "raw-1"}} }}'
+            f' "data": {{"message_body": "¿Hola? ñandú 😀", "contact_id": "{new_contact_id()}",'
+            ' "message_id": "raw-1"} }'
         ).encode()
 
-        response = client.post(URL, data=body, headers=signed_headers(app.config["VAMBE_WEBHOOK_SECRET"], body))
+        response = client.post(
+            URL, data=body, headers=signed_headers(app.config["VAMBE_WEBHOOK_SECRET"], body)
+        )
 
         assert response.status_code == 200, response.get_data(as_text=True)
         [delivery] = deliveries(app)
@@ -246,7 +275,10 @@ class TestAuthentication:
     def test_a_millisecond_timestamp_is_accepted(self, app, client):
         timestamp = str(int(utcnow().timestamp() * 1000))
         response = post_signed(
-            client, app, shape_a("message.received", contact_id=new_contact_id(), body="ms"), timestamp=timestamp
+            client,
+            app,
+            shape_a("message.received", contact_id=new_contact_id(), body="ms"),
+            timestamp=timestamp,
         )
 
         assert response.status_code == 200
@@ -255,9 +287,24 @@ class TestAuthentication:
     @pytest.mark.parametrize(
         "tamper",
         [
-            pytest.param(lambda h, secret, body: {**h, "x-vambe-signature": hmac_hex("not-the-secret", h["x-vambe-timestamp"], body)}, id="other-secret"),
-            pytest.param(lambda h, secret, body: {**h, "x-vambe-signature": hmac_hex(secret, h["x-vambe-timestamp"], body + b" ")}, id="other-body"),
-            pytest.param(lambda h, secret, body: {**h, "x-vambe-timestamp": str(int(h["x-vambe-timestamp"]) + 1)}, id="timestamp-not-signed"),
+            pytest.param(
+                lambda h, secret, body: {
+                    **h,
+                    "x-vambe-signature": hmac_hex("not-the-secret", h["x-vambe-timestamp"], body),
+                },
+                id="other-secret",
+            ),
+            pytest.param(
+                lambda h, secret, body: {
+                    **h,
+                    "x-vambe-signature": hmac_hex(secret, h["x-vambe-timestamp"], body + b" "),
+                },
+                id="other-body",
+            ),
+            pytest.param(
+                lambda h, secret, body: {**h, "x-vambe-timestamp": str(int(h["x-vambe-timestamp"]) + 1)},
+                id="timestamp-not-signed",
+            ),
             pytest.param(lambda h, secret, body: {**h, "x-vambe-signature": "0" * 64}, id="zeros"),
             pytest.param(lambda h, secret, body: {**h, "x-vambe-signature": "not hex at all"}, id="garbage"),
         ],
@@ -281,7 +328,10 @@ class TestAuthentication:
     def test_a_timestamp_more_than_5_minutes_away_is_401_and_nothing_is_stored(self, app, client, offset):
         timestamp = str(int((utcnow() + offset).timestamp()))
         response = post_signed(
-            client, app, shape_a("message.received", contact_id=new_contact_id(), body="Hola"), timestamp=timestamp
+            client,
+            app,
+            shape_a("message.received", contact_id=new_contact_id(), body="Hola"),
+            timestamp=timestamp,
         )
 
         assert response.status_code == 401
@@ -291,7 +341,10 @@ class TestAuthentication:
     def test_a_timestamp_4_minutes_old_is_still_accepted(self, app, client):
         timestamp = str(int((utcnow() - timedelta(minutes=4)).timestamp()))
         response = post_signed(
-            client, app, shape_a("message.received", contact_id=new_contact_id(), body="Hola"), timestamp=timestamp
+            client,
+            app,
+            shape_a("message.received", contact_id=new_contact_id(), body="Hola"),
+            timestamp=timestamp,
         )
 
         assert response.status_code == 200
@@ -300,13 +353,20 @@ class TestAuthentication:
     @pytest.mark.parametrize("timestamp", ["yesterday", "12:00", "1e400", "nan", "inf", "9" * 30, " "])
     def test_a_malformed_timestamp_is_401_and_nothing_is_stored(self, app, client, timestamp):
         response = post_signed(
-            client, app, shape_a("message.received", contact_id=new_contact_id(), body="Hola"), timestamp=timestamp
+            client,
+            app,
+            shape_a("message.received", contact_id=new_contact_id(), body="Hola"),
+            timestamp=timestamp,
         )
 
         assert response.status_code == 401
         assert delivery_count(app) == 0
 
-    @pytest.mark.parametrize("kept", [(), ("x-vambe-timestamp",), ("x-vambe-signature",)], ids=["none", "timestamp-only", "signature-only"])
+    @pytest.mark.parametrize(
+        "kept",
+        [(), ("x-vambe-timestamp",), ("x-vambe-signature",)],
+        ids=["none", "timestamp-only", "signature-only"],
+    )
     def test_missing_signature_headers_are_401_and_nothing_is_stored(self, app, client, kept):
         body = encode(shape_a("message.received", contact_id=new_contact_id(), body="Hola"))
         headers = signed_headers(app.config["VAMBE_WEBHOOK_SECRET"], body)
@@ -370,7 +430,9 @@ class TestBodySize:
         body = encode(payload)
         assert len(body) == MAX_BODY
 
-        response = client.post(URL, data=body, headers=signed_headers(app.config["VAMBE_WEBHOOK_SECRET"], body))
+        response = client.post(
+            URL, data=body, headers=signed_headers(app.config["VAMBE_WEBHOOK_SECRET"], body)
+        )
 
         assert response.status_code == 200
         assert [len(m.body) for m in messages(app)] == [len(payload["data"]["message_body"])]
@@ -387,11 +449,21 @@ class TestShapes:
         post_signed(
             client,
             app,
-            shape_a("message.received", contact_id=contact, body="Hello, I need help", message_id="46964423", at=sent_at),
+            shape_a(
+                "message.received",
+                contact_id=contact,
+                body="Hello, I need help",
+                message_id="46964423",
+                at=sent_at,
+            ),
         )
 
         [message] = messages(app)
-        assert (message.direction, message.author, message.outcome) == (Direction.INBOUND, Author.CUSTOMER, Outcome.RECEIVED)
+        assert (message.direction, message.author, message.outcome) == (
+            Direction.INBOUND,
+            Author.CUSTOMER,
+            Outcome.RECEIVED,
+        )
         assert (message.body, message.provider_message_id) == ("Hello, I need help", "46964423")
         assert message.occurred_at == at_ms(sent_at)
         conversation = conversation_of(app, contact)
@@ -403,10 +475,24 @@ class TestShapes:
         contact = new_contact_id()
         sent_at = utcnow() - timedelta(seconds=10)
 
-        post_signed(client, app, shape_a("message.sent", contact_id=contact, body="¡Hola! ¿En qué te ayudo?", message_id="s-1", at=sent_at))
+        post_signed(
+            client,
+            app,
+            shape_a(
+                "message.sent",
+                contact_id=contact,
+                body="¡Hola! ¿En qué te ayudo?",
+                message_id="s-1",
+                at=sent_at,
+            ),
+        )
 
         [message] = messages(app)
-        assert (message.direction, message.author, message.outcome) == (Direction.OUTBOUND, Author.ASSISTANT, Outcome.SENT)
+        assert (message.direction, message.author, message.outcome) == (
+            Direction.OUTBOUND,
+            Author.ASSISTANT,
+            Outcome.SENT,
+        )
         assert message.provider_message_id == "s-1"
         conversation = conversation_of(app, contact)
         assert conversation.last_inbound_at is None  # an outbound message opens no window
@@ -418,12 +504,17 @@ class TestShapes:
             factories.make_business_number(phone_number=BUSINESS_PHONE)
         contact = new_contact_id()
 
-        response = post_signed(client, app, shape_b(contact_id=contact, from_number=CUSTOMER_PHONE, text="Ok", message_id="b-in"))
+        response = post_signed(
+            client, app, shape_b(contact_id=contact, from_number=CUSTOMER_PHONE, text="Ok", message_id="b-in")
+        )
 
         assert response.get_json()["state"] == "processed"
         [message] = messages(app)
         assert (message.direction, message.author, message.body, message.provider_message_id) == (
-            Direction.INBOUND, Author.CUSTOMER, "Ok", "b-in",
+            Direction.INBOUND,
+            Author.CUSTOMER,
+            "Ok",
+            "b-in",
         )
         conversation = conversation_of(app, contact)
         assert (conversation.phone, conversation.name) == ("+" + CUSTOMER_PHONE, "Waita")
@@ -436,10 +527,24 @@ class TestShapes:
             factories.make_business_number(phone_number=BUSINESS_PHONE)
         contact = new_contact_id()
 
-        post_signed(client, app, shape_b(contact_id=contact, from_number=from_number, text="Te ayudo", message_id="b-out", name="Ventas"))
+        post_signed(
+            client,
+            app,
+            shape_b(
+                contact_id=contact,
+                from_number=from_number,
+                text="Te ayudo",
+                message_id="b-out",
+                name="Ventas",
+            ),
+        )
 
         [message] = messages(app)
-        assert (message.direction, message.author, message.outcome) == (Direction.OUTBOUND, Author.ASSISTANT, Outcome.SENT)
+        assert (message.direction, message.author, message.outcome) == (
+            Direction.OUTBOUND,
+            Author.ASSISTANT,
+            Outcome.SENT,
+        )
         conversation = conversation_of(app, contact)
         # Neither the business's number nor its name may be taken for the customer's.
         assert conversation.phone is None
@@ -448,7 +553,14 @@ class TestShapes:
         assert [d.event for d in deliveries(app)] == ["message.sent"]
 
     def test_shape_b_without_a_contact_id_does_not_invent_one(self, app, client):
-        response = post_signed(client, app, {"aiContactId": None, "data": {"fromNumber": CUSTOMER_PHONE, "message": "Hola", "messageId": "b-null"}})
+        response = post_signed(
+            client,
+            app,
+            {
+                "aiContactId": None,
+                "data": {"fromNumber": CUSTOMER_PHONE, "message": "Hola", "messageId": "b-null"},
+            },
+        )
 
         assert response.status_code == 200
         assert conversation_of(app, "None") is None, "a null aiContactId became the contact id 'None'"
@@ -463,12 +575,22 @@ class TestUnprocessable:
             pytest.param(b"[]", "unrecognised payload shape", id="a-list"),
             pytest.param(b'{"hello": "world"}', "unrecognised payload shape", id="no-data"),
             pytest.param(b'{"data": {"message": "hi"}}', "neither event nor aiContactId", id="unknown-shape"),
-            pytest.param(b'{"event": "contact.updated", "data": {"contact_id": "c-1"}}', "contact.updated", id="unknown-event"),
-            pytest.param(b'{"event": "message.received", "data": {"message_body": "hi"}}', "contact_id", id="no-contact"),
+            pytest.param(
+                b'{"event": "contact.updated", "data": {"contact_id": "c-1"}}',
+                "contact.updated",
+                id="unknown-event",
+            ),
+            pytest.param(
+                b'{"event": "message.received", "data": {"message_body": "hi"}}',
+                "contact_id",
+                id="no-contact",
+            ),
         ],
     )
     def test_is_answered_200_stored_verbatim_and_failed_with_a_reason(self, app, client, body, reason):
-        response = client.post(URL, data=body, headers=signed_headers(app.config["VAMBE_WEBHOOK_SECRET"], body))
+        response = client.post(
+            URL, data=body, headers=signed_headers(app.config["VAMBE_WEBHOOK_SECRET"], body)
+        )
 
         assert response.status_code == 200
         [delivery] = deliveries(app)
@@ -499,8 +621,14 @@ class TestRepeatsAndOrder:
 
     def test_the_same_message_in_both_shapes_is_stored_once(self, app, client):
         contact = new_contact_id()
-        post_signed(client, app, shape_a("message.received", contact_id=contact, body="Hola", message_id="same-id"))
-        post_with_token(client, app, shape_b(contact_id=contact, from_number=CUSTOMER_PHONE, text="Hola", message_id="same-id"))
+        post_signed(
+            client, app, shape_a("message.received", contact_id=contact, body="Hola", message_id="same-id")
+        )
+        post_with_token(
+            client,
+            app,
+            shape_b(contact_id=contact, from_number=CUSTOMER_PHONE, text="Hola", message_id="same-id"),
+        )
 
         assert len(messages(app)) == 1
         assert [d.state for d in deliveries(app)] == [DeliveryState.PROCESSED] * 2
@@ -509,8 +637,16 @@ class TestRepeatsAndOrder:
         contact = new_contact_id()
         newer, older = utcnow() - timedelta(minutes=1), utcnow() - timedelta(minutes=40)
 
-        post_signed(client, app, shape_a("message.received", contact_id=contact, body="segundo", message_id="n", at=newer))
-        post_signed(client, app, shape_a("message.received", contact_id=contact, body="primero", message_id="o", at=older))
+        post_signed(
+            client,
+            app,
+            shape_a("message.received", contact_id=contact, body="segundo", message_id="n", at=newer),
+        )
+        post_signed(
+            client,
+            app,
+            shape_a("message.received", contact_id=contact, body="primero", message_id="o", at=older),
+        )
 
         conversation = conversation_of(app, contact)
         assert conversation.last_inbound_at == at_ms(newer)
@@ -590,7 +726,13 @@ class TestOutboundAttribution:
         [sent] = messages(live_app, Message.body == text)
         assert (sent.author, sent.outcome, sent.provider_message_id) == (Author.AGENT, Outcome.SENT, None)
 
-        echo = shape_a("message.sent", contact_id=contact, body=text, message_id="wamid-own-1", at=utcnow() + timedelta(seconds=40))
+        echo = shape_a(
+            "message.sent",
+            contact_id=contact,
+            body=text,
+            message_id="wamid-own-1",
+            at=utcnow() + timedelta(seconds=40),
+        )
         response = post_signed(client, live_app, echo)
 
         assert response.get_json()["state"] == "processed"
@@ -603,7 +745,13 @@ class TestOutboundAttribution:
         client, (conversation_id, contact) = agent_page
         send_through_the_form(client, conversation_id, "Te escribo yo, sin pausar al asistente.", pause=False)
 
-        post_signed(client, live_app, shape_a("message.sent", contact_id=contact, body="Soy el asistente virtual 🤖", message_id="ai-1"))
+        post_signed(
+            client,
+            live_app,
+            shape_a(
+                "message.sent", contact_id=contact, body="Soy el asistente virtual 🤖", message_id="ai-1"
+            ),
+        )
 
         [other] = messages(live_app, Message.provider_message_id == "ai-1")
         assert (other.direction, other.author) == (Direction.OUTBOUND, Author.ASSISTANT)
@@ -614,9 +762,15 @@ class TestOutboundAttribution:
         send_through_the_form(client, conversation_id, text, pause=True)
         assert conversation_of(live_app, contact).assistant_paused_at is not None
 
-        post_signed(client, live_app, shape_a("message.sent", contact_id=contact, body="Encuesta de satisfacción", message_id="t-1"))
+        post_signed(
+            client,
+            live_app,
+            shape_a("message.sent", contact_id=contact, body="Encuesta de satisfacción", message_id="t-1"),
+        )
         # The agent's own echo, arriving later, is still recognised as the agent's.
-        post_signed(client, live_app, shape_a("message.sent", contact_id=contact, body=text, message_id="own-echo"))
+        post_signed(
+            client, live_app, shape_a("message.sent", contact_id=contact, body=text, message_id="own-echo")
+        )
 
         [other] = messages(live_app, Message.provider_message_id == "t-1")
         assert other.author == Author.OTHER_TOOL
@@ -628,10 +782,23 @@ class TestOutboundAttribution:
         text = "Gracias por esperar."
         send_through_the_form(client, conversation_id, text, pause=False)
 
-        post_signed(client, live_app, shape_a("message.sent", contact_id=contact, body=text, message_id="late", at=utcnow() + timedelta(minutes=10)))
+        post_signed(
+            client,
+            live_app,
+            shape_a(
+                "message.sent",
+                contact_id=contact,
+                body=text,
+                message_id="late",
+                at=utcnow() + timedelta(minutes=10),
+            ),
+        )
 
         sent = messages(live_app, Message.body == text)
-        assert [(m.author, m.provider_message_id) for m in sent] == [(Author.AGENT, None), (Author.ASSISTANT, "late")]
+        assert [(m.author, m.provider_message_id) for m in sent] == [
+            (Author.AGENT, None),
+            (Author.ASSISTANT, "late"),
+        ]
 
     def test_the_sandboxs_own_echo_of_a_send_through_the_form_is_matched(self, app, client, auth):
         auth.login_as(Role.AGENT)
@@ -681,9 +848,13 @@ def replay(app, *args: str):
 class TestReplay:
     def test_replaying_processed_deliveries_changes_nothing(self, app, client):
         contact = new_contact_id()
-        post_signed(client, app, shape_a("message.received", contact_id=contact, body="uno", message_id="r-1"))
+        post_signed(
+            client, app, shape_a("message.received", contact_id=contact, body="uno", message_id="r-1")
+        )
         post_signed(client, app, shape_a("message.sent", contact_id=contact, body="dos", message_id="r-2"))
-        post_signed(client, app, shape_a("message.received", contact_id=contact, body="uno", message_id="r-1"))
+        post_signed(
+            client, app, shape_a("message.received", contact_id=contact, body="uno", message_id="r-1")
+        )
         before = messages(app)
         window_before = conversation_of(app, contact).last_inbound_at
 
@@ -714,7 +885,9 @@ class TestReplay:
     def test_a_delivery_that_failed_for_a_passing_reason_is_recovered_by_replay_exactly_once(self, app):
         # As if the database had been unreachable when it arrived: stored, but failed.
         contact = new_contact_id()
-        body = json.dumps(shape_a("message.received", contact_id=contact, body="¿Me ayudan?", message_id="recover-1"))
+        body = json.dumps(
+            shape_a("message.received", contact_id=contact, body="¿Me ayudan?", message_id="recover-1")
+        )
         with app.app_context():
             db.session.add(
                 WebhookDelivery(
@@ -738,9 +911,17 @@ class TestReplay:
         assert "Replayed 0 deliveries" in second.output
         assert "Replayed 1 deliveries: 1 processed, 0 failed." in everything.output
         [message] = messages(app)
-        assert (message.body, message.provider_message_id, message.author) == ("¿Me ayudan?", "recover-1", Author.CUSTOMER)
+        assert (message.body, message.provider_message_id, message.author) == (
+            "¿Me ayudan?",
+            "recover-1",
+            Author.CUSTOMER,
+        )
         [delivery] = deliveries(app)
-        assert (delivery.state, delivery.error, delivery.message_id) == (DeliveryState.PROCESSED, None, message.id)
+        assert (delivery.state, delivery.error, delivery.message_id) == (
+            DeliveryState.PROCESSED,
+            None,
+            message.id,
+        )
         assert conversation_of(app, contact).last_inbound_at is not None
 
     def test_replay_since_skips_older_deliveries(self, app, client):
@@ -749,7 +930,9 @@ class TestReplay:
         old, new = deliveries(app)
         with app.app_context():
             db.session.execute(
-                update(WebhookDelivery).where(WebhookDelivery.id == old.id).values(received_at=utcnow() - timedelta(hours=5))
+                update(WebhookDelivery)
+                .where(WebhookDelivery.id == old.id)
+                .values(received_at=utcnow() - timedelta(hours=5))
             )
             db.session.commit()
             db.session.remove()
@@ -806,7 +989,9 @@ def fire_simultaneously(app, body: bytes, headers: dict[str, str], copies: int) 
 
 def figures_for(app, message_id: str) -> tuple[int, int, list[str]]:
     with app.app_context():
-        rows = db.session.scalar(select(func.count(Message.id)).where(Message.provider_message_id == message_id))
+        rows = db.session.scalar(
+            select(func.count(Message.id)).where(Message.provider_message_id == message_id)
+        )
         states = [d.state for d in db.session.scalars(select(WebhookDelivery).order_by(WebhookDelivery.id))]
         db.session.remove()
     return rows, len(states), states
@@ -828,12 +1013,14 @@ class TestConcurrentDuplicates:
         request.node.user_properties.append(("message_rows", rows))
         request.node.user_properties.append(("deliveries_stored", stored))
         request.node.user_properties.append(("deliveries_processed", states.count(DeliveryState.PROCESSED)))
-        figures = f"fired {THREADS}, answered {sorted(statuses)}, stored {stored} deliveries {states}, {rows} message rows"
+        figures = f"fired {THREADS}, answered {sorted(statuses)}, stored {states}, {rows} message rows"
         assert statuses == [200] * THREADS, figures
         assert rows == 1, figures
         assert states == [DeliveryState.PROCESSED] * THREADS, figures
         with app.app_context():
-            conversations = db.session.scalar(select(func.count(Conversation.id)).where(Conversation.vambe_contact_id == contact))
+            conversations = db.session.scalar(
+                select(func.count(Conversation.id)).where(Conversation.vambe_contact_id == contact)
+            )
             [message] = db.session.scalars(select(Message)).all()
             linked = set(db.session.scalars(select(WebhookDelivery.message_id)))
             db.session.remove()
@@ -850,13 +1037,24 @@ class TestConcurrentDuplicates:
             if round_number % 2:
                 contact = new_contact_id()
             body = encode(
-                shape_a("message.received", contact_id=contact, body=f"mensaje {round_number}", message_id=f"round-{round_number}")
+                shape_a(
+                    "message.received",
+                    contact_id=contact,
+                    body=f"mensaje {round_number}",
+                    message_id=f"round-{round_number}",
+                )
             )
-            all_statuses += fire_simultaneously(app, body, signed_headers(app.config["VAMBE_WEBHOOK_SECRET"], body), THREADS)
+            all_statuses += fire_simultaneously(
+                app, body, signed_headers(app.config["VAMBE_WEBHOOK_SECRET"], body), THREADS
+            )
 
         with app.app_context():
             per_id = dict(
-                db.session.execute(select(Message.provider_message_id, func.count(Message.id)).group_by(Message.provider_message_id)).all()
+                db.session.execute(
+                    select(Message.provider_message_id, func.count(Message.id)).group_by(
+                        Message.provider_message_id
+                    )
+                ).all()
             )
             states = [d.state for d in db.session.scalars(select(WebhookDelivery))]
             conversations = db.session.scalar(select(func.count(Conversation.id)))

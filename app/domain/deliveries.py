@@ -70,7 +70,10 @@ def parse_signature_time(raw: str) -> datetime | None:
         number = float(raw)
     except ValueError:
         return parse_time(raw)
-    return datetime.fromtimestamp(number / 1000 if number > 1e11 else number, UTC)
+    try:
+        return datetime.fromtimestamp(number / 1000 if number > 1e11 else number, UTC)
+    except (ValueError, OverflowError, OSError):  # nan, inf, or beyond the calendar
+        return None
 
 
 def record_delivery(body: bytes, headers: dict[str, str], authenticated_by: str, *, now: datetime) -> WebhookDelivery:
@@ -137,6 +140,8 @@ def parse_event(payload: Any, received_at: datetime, business_phones: set[str]) 
     if "event" in payload:
         return parse_shape_a(payload, data, received_at)
     if "aiContactId" in payload:
+        if not payload["aiContactId"]:
+            raise UnrecognisedEvent("shape B payload without an aiContactId")
         return parse_shape_b(payload, data, received_at, business_phones)
     raise UnrecognisedEvent("unrecognised payload shape: neither event nor aiContactId")
 

@@ -9,7 +9,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from app.extensions import db
-from app.models import Author, Conversation, Direction, Message, Outcome
+from app.models import AuditEvent, AuditKind, Author, Conversation, ConversationStatus, Direction, Message, Outcome
 from app.phones import InvalidPhoneNumber, to_e164
 
 log = logging.getLogger(__name__)
@@ -80,8 +80,28 @@ def ingest_message(contact: ContactRef, observed: ObservedMessage, *, now: datet
         )
     if created:
         advance_conversation(conversation.id, observed.direction, observed.occurred_at)
+        if observed.direction == Direction.INBOUND:
+            reopen_for_customer(conversation, now)
     db.session.commit()
     return IngestResult(message, created)
+
+
+def reopen_for_customer(conversation: Conversation, now: datetime) -> None:
+    """A customer writing again reopens a resolved conversation."""
+    reopened = db.session.execute(
+        update(Conversation)
+        .where(Conversation.id == conversation.id, Conversation.status == ConversationStatus.RESOLVED)
+        .values(status=ConversationStatus.OPEN)
+    )
+    if reopened.rowcount:
+        db.session.add(
+            AuditEvent(
+                occurred_at=now,
+                kind=AuditKind.REOPENED,
+                conversation_id=conversation.id,
+                details={"reason": "the customer wrote again"},
+            )
+        )
 
 
 def record_outbound(

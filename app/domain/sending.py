@@ -5,7 +5,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 
 from app.domain.ingesting import advance_conversation
@@ -34,6 +34,14 @@ class SendRefused(Exception):
     """The reply cannot be sent as asked; nothing was stored or sent."""
 
 
+class NewerReply(Exception):
+    """Someone else replied to the contact after the agent's composer was loaded."""
+
+    def __init__(self, message: Message):
+        super().__init__("someone else replied while the agent was typing")
+        self.message = message
+
+
 class OutsideWindow(Exception):
     """The 24h window is not open and the agent has not confirmed sending anyway."""
 
@@ -52,6 +60,9 @@ class Reply:
     quoted_message_id: int | None = None
     business_number_id: int | None = None
     confirmed_outside_window: bool = False
+    # The newest message the agent had seen when the composer was rendered.
+    seen_through_message_id: int | None = None
+    confirmed_newer_reply: bool = False
 
 
 def send_reply(
@@ -65,7 +76,7 @@ def send_reply(
 ) -> Message:
     """Send ``reply`` once per idempotency key and return its message, settled to its outcome.
 
-    Raises SendRefused or OutsideWindow before anything is stored. The message is committed as
+    Raises SendRefused, NewerReply or OutsideWindow before anything is stored. The message is committed as
     ``sending`` before Vambe is called, so a crash or a repeated request can never send twice.
     """
     existing = message_with_key(reply.idempotency_key, conversation)
@@ -74,6 +85,9 @@ def send_reply(
     text = validated_text(reply.text)
     quoted = validated_quote(conversation, reply.quoted_message_id)
     number = chosen_business_number(conversation, reply.business_number_id)
+    newer = newer_reply(conversation, agent, reply.seen_through_message_id)
+    if newer is not None and not reply.confirmed_newer_reply:
+        raise NewerReply(newer)
     window = window_status(conversation.last_inbound_at, now, warning)
     if not window.allows_free_form and not reply.confirmed_outside_window:
         raise OutsideWindow(window)
@@ -98,6 +112,17 @@ def send_reply(
     advance_conversation(conversation.id, Direction.OUTBOUND, now)
     if message.window_override:
         db.session.add(override_event(message, agent, window, now))
+    if newer is not None:
+        db.session.add(
+            AuditEvent(
+                occurred_at=now,
+                kind=AuditKind.NEWER_REPLY_OVERRIDE,
+                actor=agent,
+                conversation=conversation,
+                message=message,
+                details={"newer_message_id": newer.id},
+            )
+        )
     try:
         db.session.commit()
     except IntegrityError:
@@ -176,6 +201,23 @@ def override_event(message: Message, agent: User, window: WindowStatus, now: dat
         conversation=message.conversation,
         message=message,
         details=details,
+    )
+
+
+def newer_reply(conversation: Conversation, agent: User, seen_through_message_id: int | None) -> Message | None:
+    """The latest reply by someone else (agent, AI or tool) that the agent had not seen, if any."""
+    if seen_through_message_id is None:
+        return None
+    return db.session.scalar(
+        select(Message)
+        .where(
+            Message.conversation_id == conversation.id,
+            Message.direction == Direction.OUTBOUND,
+            Message.id > seen_through_message_id,
+            or_(Message.author_user_id.is_(None), Message.author_user_id != agent.id),
+        )
+        .order_by(Message.id.desc())
+        .limit(1)
     )
 
 

@@ -2,4 +2,4 @@ from flask import Blueprint
 
 bp = Blueprint("inbox", __name__)
 
-from app.inbox import views  # noqa: E402,F401
+from app.inbox import quick_replies, views  # noqa: E402,F401

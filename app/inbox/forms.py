@@ -1,35 +1,55 @@
 import uuid
 
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, HiddenField, SelectField, SubmitField, TextAreaField
+from wtforms import (
+    BooleanField,
+    HiddenField,
+    SearchField,
+    SelectChoice,
+    SelectField,
+    StringField,
+    SubmitField,
+    TextAreaField,
+)
+from wtforms.validators import DataRequired, Length
 
+from app.domain.conversations import InboxFilters
 from app.domain.sending import Reply
-from app.models import BusinessNumber, Conversation
+from app.models import BusinessNumber, Conversation, ConversationStatus, User
 
 
 def new_idempotency_key() -> str:
     return uuid.uuid4().hex
 
 
+def choices(**labels: str) -> list[SelectChoice]:
+    return [SelectChoice(value, label) for value, label in labels.items()]
+
+
+def optional_int(value: str | None) -> int | None:
+    return int(value) if (value or "").isdigit() else None
+
+
 class ReplyForm(FlaskForm):
     message = TextAreaField("Message")
     idempotency_key = HiddenField(default=new_idempotency_key)
     reply_to = HiddenField()
+    seen_through = HiddenField()
     pause_assistant = BooleanField("Pause assistant", default=True)
     business_number = SelectField("Send from", coerce=int, validate_choice=False)
     send = SubmitField("Send")
     confirm_outside_window = SubmitField("Send anyway")
+    confirm_newer_reply = SubmitField("Send anyway")
 
     def offer_numbers(self, numbers: list[BusinessNumber], conversation: Conversation) -> None:
         """Offer the account's numbers, preselecting the one the customer writes to."""
-        self.business_number.choices = [(number.id, number.label) for number in numbers]
+        self.business_number.choices = [SelectChoice(number.id, number.label) for number in numbers]
         if self.business_number.data is None and conversation.business_number_id:
             self.business_number.data = conversation.business_number_id
 
     @property
     def quoted_message_id(self) -> int | None:
-        value = self.reply_to.data or ""
-        return int(value) if value.isdigit() else None
+        return optional_int(self.reply_to.data)
 
     def to_reply(self, several_numbers: bool) -> Reply:
         return Reply(
@@ -39,4 +59,58 @@ class ReplyForm(FlaskForm):
             quoted_message_id=self.quoted_message_id,
             business_number_id=self.business_number.data if several_numbers else None,
             confirmed_outside_window=bool(self.confirm_outside_window.data),
+            seen_through_message_id=optional_int(self.seen_through.data),
+            confirmed_newer_reply=bool(self.confirm_newer_reply.data),
         )
+
+
+class InboxFilterForm(FlaskForm):
+    """The inbox's filters; read from the query string, so no CSRF token (nothing changes)."""
+
+    class Meta:
+        csrf = False
+
+    scope = SelectField("Show", choices=choices(all="All", mine="Mine", unassigned="Unassigned"), default="all")
+    window = SelectField(
+        "Window",
+        choices=choices(**{"": "Any window"}, open="Open", closing="Closing", closed="Closed", unknown="No inbound yet"),
+        default="",
+    )
+    status = SelectField("Status", choices=choices(open="Open", resolved="Resolved"), default="open")
+    sort = SelectField(
+        "Sort", choices=choices(recent="Latest activity", closing_soon="Window closes soonest"), default="recent"
+    )
+    paused = BooleanField("Assistant paused")
+    q = SearchField("Search")
+
+    def to_filters(self) -> InboxFilters:
+        """The filters asked for; a hand-edited URL with unknown values falls back to the defaults."""
+        query = (self.q.data or "")[:200]
+        try:
+            return InboxFilters(
+                scope=self.scope.data or "all",
+                window=self.window.data or None,
+                paused_only=bool(self.paused.data),
+                status=self.status.data or ConversationStatus.OPEN,
+                query=query,
+                sort=self.sort.data or "recent",
+            )
+        except ValueError:
+            return InboxFilters(query=query)
+
+
+class AssignForm(FlaskForm):
+    assignee = SelectField("Assign to", validate_choice=False)
+
+    def offer_users(self, users: list[User]) -> None:
+        self.assignee.choices = [SelectChoice("", "Nobody")] + [SelectChoice(str(user.id), user.name) for user in users]
+
+
+class StatusForm(FlaskForm):
+    status = HiddenField(validators=[DataRequired()])
+
+
+class QuickReplyForm(FlaskForm):
+    shortcut = StringField("Shortcut", validators=[DataRequired(), Length(max=40)])
+    body = TextAreaField("Text", validators=[DataRequired(), Length(max=4096)])
+    submit = SubmitField("Save quick reply")

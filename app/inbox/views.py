@@ -1,42 +1,58 @@
-from flask import current_app, redirect, request, url_for
+from flask import abort, current_app, redirect, request, url_for
 from flask_login import current_user, login_required
 
 from app import vambe_client
 from app.clock import utcnow
 from app.domain import conversations
-from app.domain.sending import OutsideWindow, SendRefused, send_reply
+from app.domain.assigning import AssignmentRefused, assign, set_status
+from app.domain.quick_replies import list_quick_replies
+from app.domain.sending import NewerReply, OutsideWindow, SendRefused, send_reply
 from app.domain.syncing import refresh_conversation
 from app.domain.window import window_status
 from app.extensions import db
 from app.htmx import is_partial_request, render_page_or_partial
 from app.inbox import bp
-from app.inbox.forms import ReplyForm, new_idempotency_key
-from app.models import Conversation, Message, Outcome
+from app.inbox.forms import AssignForm, InboxFilterForm, ReplyForm, StatusForm, new_idempotency_key
+from app.models import Conversation, ConversationStatus, Message, Outcome, User
+
+LIVE = "inbox/_conversation_live.html"
+
+
+def viewer() -> User:
+    return current_user._get_current_object()
 
 
 @bp.get("/")
 @login_required
 def index():
-    return render_page_or_partial(
-        "inbox/index.html",
-        "inbox/_conversation_list.html",
-        summaries=conversations.list_conversations(utcnow(), current_app.config["WINDOW_WARNING"]),
-    )
+    form = InboxFilterForm(request.args)
+    try:
+        page = conversations.inbox_page(
+            viewer(),
+            form.to_filters(),
+            cursor=request.args.get("after") or None,
+            now=utcnow(),
+            warning=current_app.config["WINDOW_WARNING"],
+        )
+    except conversations.InvalidCursor:
+        abort(400, "That page link is broken. Go back to the first page of the inbox.")
+    return render_page_or_partial("inbox/index.html", "inbox/_conversation_list.html", page=page, filter_form=form)
 
 
 @bp.get("/conversations/<int:conversation_id>")
 @login_required
 def show_conversation(conversation_id: int):
     conversation = db.get_or_404(Conversation, conversation_id)
-    form = ReplyForm(reply_to=request.args.get("quote", ""))
-    return render_conversation(conversation, form)
+    conversations.mark_seen(conversation, viewer(), now=utcnow())
+    return render_conversation(conversation, ReplyForm(reply_to=request.args.get("quote", "")))
 
 
 @bp.get("/conversations/<int:conversation_id>/live")
 @login_required
 def show_live(conversation_id: int):
     conversation = db.get_or_404(Conversation, conversation_id)
-    return render_conversation(conversation, ReplyForm(), partial="inbox/_conversation_live.html")
+    conversations.mark_seen(conversation, viewer(), now=utcnow())
+    return render_conversation(conversation, ReplyForm(), partial=LIVE)
 
 
 @bp.post("/conversations/<int:conversation_id>/refresh")
@@ -44,9 +60,34 @@ def show_live(conversation_id: int):
 def refresh(conversation_id: int):
     conversation = db.get_or_404(Conversation, conversation_id)
     report = refresh_conversation(vambe_client(), conversation, now=utcnow())
-    if not is_partial_request():
-        return redirect(url_for("inbox.show_conversation", conversation_id=conversation.id), 303)
-    return render_conversation(conversation, ReplyForm(), partial="inbox/_conversation_live.html", refreshed=report)
+    return after_change(conversation, refreshed=report)
+
+
+@bp.post("/conversations/<int:conversation_id>/assignee")
+@login_required
+def change_assignee(conversation_id: int):
+    conversation = db.get_or_404(Conversation, conversation_id)
+    form = AssignForm()
+    choice = form.assignee.data or ""
+    assignee = viewer() if choice == "me" else db.session.get(User, int(choice)) if choice.isdigit() else None
+    if choice not in ("", "me") and assignee is None:
+        abort(422, "That user does not exist.")
+    try:
+        assign(conversation, viewer(), assignee, now=utcnow())
+    except AssignmentRefused as refusal:
+        abort(422, str(refusal))
+    return after_change(conversation)
+
+
+@bp.post("/conversations/<int:conversation_id>/status")
+@login_required
+def change_status(conversation_id: int):
+    conversation = db.get_or_404(Conversation, conversation_id)
+    form = StatusForm()
+    if form.status.data not in tuple(ConversationStatus):
+        abort(422, "Unknown status.")
+    set_status(conversation, viewer(), ConversationStatus(form.status.data), now=utcnow())
+    return after_change(conversation)
 
 
 @bp.post("/conversations/<int:conversation_id>/messages")
@@ -58,12 +99,14 @@ def send(conversation_id: int):
     try:
         message = send_reply(
             conversation,
-            current_user._get_current_object(),
+            viewer(),
             form.to_reply(several_numbers=len(numbers) > 1),
             client=vambe_client(),
             now=utcnow(),
             warning=current_app.config["WINDOW_WARNING"],
         )
+    except NewerReply as refusal:
+        return render_conversation(conversation, form, status=409, newer_reply=refusal.message)
     except OutsideWindow as refusal:
         return render_conversation(conversation, form, status=409, outside_window=refusal.window)
     except SendRefused as refusal:
@@ -73,6 +116,13 @@ def send(conversation_id: int):
     return redirect(
         url_for("inbox.show_conversation", conversation_id=conversation.id, _anchor=f"message-{message.id}"), 303
     )
+
+
+def after_change(conversation: Conversation, **context):
+    """The refreshed header and thread for htmx; the page again (post/redirect/get) without it."""
+    if not is_partial_request():
+        return redirect(url_for("inbox.show_conversation", conversation_id=conversation.id), 303)
+    return render_conversation(conversation, ReplyForm(), partial=LIVE, **context)
 
 
 def composer_after(message: Message) -> ReplyForm:
@@ -88,24 +138,24 @@ def composer_after(message: Message) -> ReplyForm:
     )
 
 
-def render_conversation(
-    conversation: Conversation,
-    form: ReplyForm,
-    status: int = 200,
-    partial: str = "inbox/_conversation_panel.html",
-    **context,
-):
+def render_conversation(conversation: Conversation, form: ReplyForm, status: int = 200, partial: str = "inbox/_conversation_panel.html", **context):
     numbers = conversations.business_numbers()
     form.offer_numbers(numbers, conversation)
+    if not form.seen_through.data or context.get("sent") or context.get("newer_reply"):
+        form.seen_through.data = str(conversations.latest_message_id(conversation) or "")
+    assign_form = AssignForm(formdata=None)
+    assign_form.offer_users(conversations.active_users())
     return render_page_or_partial(
         "inbox/conversation.html",
         partial,
         status=status,
         conversation=conversation,
-        messages=conversations.thread(conversation),
+        items=conversations.thread(conversation),
         window=window_status(conversation.last_inbound_at, utcnow(), current_app.config["WINDOW_WARNING"]),
         quoted=conversations.quotable_message(conversation, form.quoted_message_id),
         numbers=numbers,
         form=form,
+        assign_form=assign_form,
+        quick_replies=list_quick_replies(),
         **context,
     )

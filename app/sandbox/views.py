@@ -3,6 +3,7 @@
 from flask import redirect, request, url_for
 from flask_login import login_required
 from sqlalchemy import select
+from wtforms import SelectChoice
 
 from app.clock import utcnow
 from app.extensions import db
@@ -44,7 +45,8 @@ def send_as_customer():
 
 def offer_contacts(form: CustomerMessageForm) -> None:
     contacts = db.session.scalars(select(SandboxContact).order_by(SandboxContact.name))
-    form.contact.choices = [(c.id, f"{c.name} (+{c.phone})") for c in contacts] + [(NEW_CUSTOMER, "A new customer…")]
+    form.contact.choices = [SelectChoice(c.id, f"{c.name} (+{c.phone})") for c in contacts]
+    form.contact.choices.append(SelectChoice(NEW_CUSTOMER, "A new customer…"))
 
 
 def render_customer_page(form: CustomerMessageForm, status: int = 200, **context):

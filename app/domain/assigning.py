@@ -1,0 +1,34 @@
+"""Who works a conversation, and whether it is resolved: each change is an audit event."""
+
+from datetime import datetime
+
+from app.extensions import db
+from app.models import AuditEvent, AuditKind, Conversation, ConversationStatus, User
+
+
+class AssignmentRefused(ValueError):
+    """The change cannot be made as asked."""
+
+
+def assign(conversation: Conversation, actor: User, assignee: User | None, *, now: datetime) -> None:
+    """Give the conversation to ``assignee`` (None: unassign) and record who did it; commits."""
+    if assignee is not None and not assignee.is_active:
+        raise AssignmentRefused(f"{assignee.name} is deactivated and cannot take conversations.")
+    if conversation.assignee_id == (assignee.id if assignee else None):
+        return
+    previous = conversation.assignee
+    conversation.assignee = assignee
+    details = {"from": previous.name if previous else None, "to": assignee.name if assignee else None}
+    kind = AuditKind.ASSIGNED if assignee is not None else AuditKind.UNASSIGNED
+    db.session.add(AuditEvent(occurred_at=now, kind=kind, actor=actor, conversation=conversation, details=details))
+    db.session.commit()
+
+
+def set_status(conversation: Conversation, actor: User, status: ConversationStatus, *, now: datetime) -> None:
+    """Resolve or reopen the conversation and record who did it; commits."""
+    if conversation.status == status:
+        return
+    conversation.status = status
+    kind = AuditKind.RESOLVED if status == ConversationStatus.RESOLVED else AuditKind.REOPENED
+    db.session.add(AuditEvent(occurred_at=now, kind=kind, actor=actor, conversation=conversation, details={}))
+    db.session.commit()
