@@ -92,7 +92,8 @@ def test_customer_messages_arrive_in_the_open_conversation_without_disturbing_th
     live_requests = []
     agent.on("request", lambda r: live_requests.append(r) if r.url.endswith("/live") else None)
     sign_in(agent, live_server, seeded)
-    agent.get_by_role("link", name=re.compile("^" + re.escape(seeded.open_name))).click()
+    # The row's name may start with "Unread: ".
+    agent.get_by_role("link", name=re.compile(r"\b" + re.escape(seeded.open_name))).click()
     expect(agent.get_by_role("heading", name=seeded.open_name, level=1)).to_be_visible()
     expect(ai_messages(agent)).to_have_count(0)
     agent.evaluate("window.__marker = 'still the same page'")
@@ -130,6 +131,13 @@ def test_customer_messages_arrive_in_the_open_conversation_without_disturbing_th
     # The agent takes over (pausing the assistant), then starts a new draft.
     field.press_sequentially(" ya sale hoy.")
     agent.get_by_role("button", name="Send", exact=True).click()
+    # The AI answered after the composer was loaded: Handoff asks before sending over it.
+    warning = agent.get_by_role("alert").filter(has_text="AI assistant replied while you were typing")
+    expect(warning).to_contain_text(CANNED_ANSWERS[0])
+    expect(field).to_have_value(draft + " ya sale hoy.")
+    assert agent.evaluate("window.__marker") == "still the same page", "the page was fully reloaded"
+    screenshot(agent, "live-arrival-2-agent-newer-reply-warning")
+    warning.get_by_role("button", name="Send anyway").click()
     sent = thread_message(agent, draft + " ya sale hoy.")
     expect(sent.get_by_text("Sent", exact=True)).to_be_visible()
     expect(field).to_have_value("")
@@ -146,8 +154,8 @@ def test_customer_messages_arrive_in_the_open_conversation_without_disturbing_th
     expect(field).to_have_value(second_draft)
     expect(field).to_be_focused()
     assert agent.evaluate("window.__marker") == "still the same page", "the page was fully reloaded"
-    screenshot(agent, "live-arrival-2-agent-paused")
-    screenshot(customer, "live-arrival-2-customer")
+    screenshot(agent, "live-arrival-3-agent-paused")
+    screenshot(customer, "live-arrival-3-customer")
 
     with live_app.app_context():
         authors = db.session.execute(
