@@ -1,13 +1,15 @@
 """Handoff: a console where human agents take over WhatsApp conversations from a Vambe AI assistant."""
 
-import logging
+import uuid
 from pathlib import Path
 
-from flask import Flask, current_app
+from flask import Flask, current_app, g, request
 from sqlalchemy import event
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from app.config import load_config, read_environment
 from app.extensions import csrf, db, login_manager, migrate
+from app.logs import configure_logging
 from app.vambe import VambeClient
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -26,13 +28,17 @@ def create_app(overrides: dict | None = None, environ: dict[str, str] | None = N
     app.config.update(load_config(env, Path(app.instance_path)))
     app.config.update(overrides or {})
 
+    configure_logging(app)
     register_extensions(app)
     register_blueprints(app)
     register_error_handlers(app)
     register_template_helpers(app)
     register_commands(app)
+    register_request_hooks(app)
     app.extensions["vambe_client"] = build_vambe_client(app)
-    logging.getLogger("app").setLevel(logging.INFO)
+    if app.config["TRUSTED_PROXIES"]:
+        count = app.config["TRUSTED_PROXIES"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=count, x_proto=count, x_host=count, x_prefix=count)
     return app
 
 
@@ -60,9 +66,11 @@ def configure_sqlite_connection(dbapi_connection, connection_record) -> None:
 
 def register_blueprints(app: Flask) -> None:
     from app.auth import bp as auth_bp
+    from app.health import bp as health_bp
     from app.inbox import bp as inbox_bp
     from app.webhooks import bp as webhooks_bp
 
+    app.register_blueprint(health_bp)
     app.register_blueprint(auth_bp)
     app.register_blueprint(inbox_bp)
     app.register_blueprint(webhooks_bp, url_prefix="/webhooks")
@@ -88,6 +96,23 @@ def register_commands(app: Flask) -> None:
     from app.cli import register
 
     register(app)
+
+
+def register_request_hooks(app: Flask) -> None:
+    @app.before_request
+    def assign_request_id():
+        # A proxy's id ties our log lines to its access log; otherwise we make one.
+        g.request_id = (request.headers.get("X-Request-ID") or uuid.uuid4().hex)[:64]
+
+    @app.after_request
+    def security_headers(response):
+        response.headers["X-Request-ID"] = g.get("request_id", "")
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        if request.is_secure:
+            response.headers.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
+        return response
 
 
 def build_vambe_client(app: Flask) -> VambeClient:

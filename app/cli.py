@@ -14,6 +14,7 @@ from app.clock import utcnow
 from app.domain.accounts import AccountError, create_user, find_user
 from app.domain.deliveries import replay_deliveries
 from app.domain.ingesting import parse_time
+from app.domain.sending import settle_stuck_sends
 from app.domain.syncing import SyncReport, contacts_to_sync, sync_business_numbers, sync_contact
 from app.sandbox.customers import UnknownSandboxPhone, customer_says
 from app.models import Role
@@ -24,6 +25,7 @@ users_cli = AppGroup("users", help="Manage the people who sign in.")
 sandbox_cli = AppGroup("sandbox", help="The built-in fake of Vambe (only without VAMBE_API_KEY).")
 vambe_cli = AppGroup("vambe", help="The connection to Vambe.")
 webhooks_cli = AppGroup("webhooks", help="Stored webhook deliveries.")
+sends_cli = AppGroup("sends", help="Outgoing messages.")
 
 DEMO_USERS = [
     ("agent@handoff.test", "Alex Agent", Role.AGENT),
@@ -115,6 +117,13 @@ def replay_command(only_failed: bool, since: str | None) -> None:
         click.echo(f"  #{delivery.id} ({delivery.received_at:%Y-%m-%d %H:%M:%S}): {delivery.error}")
 
 
+@sends_cli.command("sweep")
+def sweep_command() -> None:
+    """Settle messages stuck in "sending" (a worker died mid-send) as "delivery unknown"; run from cron."""
+    settled = settle_stuck_sends(now=utcnow(), older_than=current_app.config["STUCK_SEND_AGE"])
+    click.echo(f"Settled {settled} stuck sends.")
+
+
 @sandbox_cli.command("customer-says")
 @click.argument("phone")
 @click.argument("text")
@@ -160,4 +169,5 @@ def register(app: Flask) -> None:
     app.cli.add_command(sandbox_cli)
     app.cli.add_command(vambe_cli)
     app.cli.add_command(webhooks_cli)
+    app.cli.add_command(sends_cli)
     app.cli.add_command(demo_command)

@@ -30,10 +30,19 @@ def read_environment(project_root: Path) -> dict[str, str]:
     return values
 
 
+MIN_SECRET_KEY_LENGTH = 32
+PLACEHOLDER_SECRETS = {"change-me", "changeme", "secret", "dev", "development", "replace-me", "your-secret-key"}
+
+
 def load_config(env: Mapping[str, str], instance_path: Path) -> dict:
     """Build the Flask config mapping from ``env``; raise ConfigError when it cannot run."""
     api_key = env.get("VAMBE_API_KEY", "").strip()
     sandbox = not api_key
+    if sandbox and not flag(env, "HANDOFF_SANDBOX", True):
+        raise ConfigError("HANDOFF_SANDBOX is off, so VAMBE_API_KEY must be set to reach the real Vambe.")
+    log_format = env.get("HANDOFF_LOG_FORMAT", "text")
+    if log_format not in ("text", "json"):
+        raise ConfigError(f"HANDOFF_LOG_FORMAT must be text or json, got {log_format!r}.")
     return {
         "SQLALCHEMY_DATABASE_URI": database_url(env.get("DATABASE_URL"), instance_path),
         "SECRET_KEY": secret_key(env.get("SECRET_KEY"), sandbox, instance_path),
@@ -48,8 +57,13 @@ def load_config(env: Mapping[str, str], instance_path: Path) -> dict:
             positive_float(env, "VAMBE_READ_TIMEOUT_SECONDS", 10.0),
         ),
         "WINDOW_WARNING": timedelta(minutes=positive_float(env, "HANDOFF_WINDOW_WARNING_MINUTES", 60)),
+        "STUCK_SEND_AGE": timedelta(minutes=positive_float(env, "HANDOFF_STUCK_SEND_MINUTES", 2)),
+        "TRUSTED_PROXIES": whole_number(env, "HANDOFF_TRUSTED_PROXIES", 0),
+        "LOG_FORMAT": log_format,
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
+        # A real installation is served over TLS; the sandbox demo runs on plain http://127.0.0.1.
+        "SESSION_COOKIE_SECURE": flag(env, "HANDOFF_SECURE_COOKIES", not sandbox),
         # A CSRF token lives as long as the session: agents keep a console open all day.
         "WTF_CSRF_TIME_LIMIT": None,
     }
@@ -68,6 +82,11 @@ def database_url(raw: str | None, instance_path: Path) -> str:
 
 def secret_key(raw: str | None, sandbox: bool, instance_path: Path) -> str:
     """The session-signing key; sandbox installs get a generated one kept in the instance folder."""
+    if raw and not sandbox and (len(raw) < MIN_SECRET_KEY_LENGTH or raw.lower() in PLACEHOLDER_SECRETS):
+        raise ConfigError(
+            f"SECRET_KEY is too weak for a real installation: use at least {MIN_SECRET_KEY_LENGTH} random "
+            "characters, e.g. python -c 'import secrets; print(secrets.token_hex(32))'."
+        )
     if raw:
         return raw
     if not sandbox:
@@ -96,3 +115,24 @@ def positive_float(env: Mapping[str, str], name: str, default: float) -> float:
     if value <= 0:
         raise ConfigError(f"{name} must be positive, got {raw!r}.")
     return value
+
+
+def flag(env: Mapping[str, str], name: str, default: bool) -> bool:
+    """A yes/no setting: 1/true/yes/on or 0/false/no/off."""
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name} must be on or off, got {raw!r}.")
+
+
+def whole_number(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit():
+        raise ConfigError(f"{name} must be a whole number, got {raw!r}.")
+    return int(raw)

@@ -5,6 +5,8 @@ import pytest
 from app import create_app
 from app.config import SANDBOX_API_BASE_URL, ConfigError, load_config, read_environment
 
+STRONG_KEY = "k" * 40
+
 
 def test_no_api_key_means_sandbox_mode(tmp_path):
     config = load_config({"SECRET_KEY": "s"}, tmp_path)
@@ -13,14 +15,16 @@ def test_no_api_key_means_sandbox_mode(tmp_path):
 
 
 def test_an_api_key_means_a_real_vambe_account(tmp_path):
-    config = load_config({"SECRET_KEY": "s", "VAMBE_API_KEY": "k"}, tmp_path)
+    config = load_config({"SECRET_KEY": STRONG_KEY, "VAMBE_API_KEY": "k"}, tmp_path)
     assert config["SANDBOX_MODE"] is False
     assert config["VAMBE_API_BASE_URL"] == "https://api.vambe.me"
     assert config["VAMBE_API_KEY"] == "k"
 
 
 def test_base_url_override_loses_its_trailing_slash(tmp_path):
-    config = load_config({"SECRET_KEY": "s", "VAMBE_API_KEY": "k", "VAMBE_API_BASE_URL": "http://127.0.0.1:9/"}, tmp_path)
+    config = load_config(
+        {"SECRET_KEY": STRONG_KEY, "VAMBE_API_KEY": "k", "VAMBE_API_BASE_URL": "http://127.0.0.1:9/"}, tmp_path
+    )
     assert config["VAMBE_API_BASE_URL"] == "http://127.0.0.1:9"
 
 
@@ -68,3 +72,34 @@ def test_factory_overrides_win_over_the_environment(tmp_path):
     app = create_app({"WINDOW_WARNING": timedelta(minutes=5)}, environ={"SECRET_KEY": "s", "DATABASE_URL": f"sqlite:///{tmp_path}/x.db"})
     assert app.config["WINDOW_WARNING"] == timedelta(minutes=5)
     assert "sandbox" in app.blueprints
+
+
+@pytest.mark.parametrize("weak", ["change-me", "short-but-not-empty", "SECRET"])
+def test_a_real_installation_refuses_a_weak_secret_key(tmp_path, weak):
+    with pytest.raises(ConfigError, match="too weak"):
+        load_config({"VAMBE_API_KEY": "k", "SECRET_KEY": weak}, tmp_path)
+
+
+def test_the_sandbox_can_be_turned_off_and_then_needs_a_key(tmp_path):
+    with pytest.raises(ConfigError, match="VAMBE_API_KEY must be set"):
+        load_config({"HANDOFF_SANDBOX": "off"}, tmp_path)
+    assert load_config({"HANDOFF_SANDBOX": "off", "VAMBE_API_KEY": "k", "SECRET_KEY": STRONG_KEY}, tmp_path)[
+        "SANDBOX_MODE"
+    ] is False
+
+
+def test_secure_cookies_default_on_for_real_installations_only(tmp_path):
+    assert load_config({}, tmp_path)["SESSION_COOKIE_SECURE"] is False
+    real = {"VAMBE_API_KEY": "k", "SECRET_KEY": STRONG_KEY}
+    assert load_config(real, tmp_path)["SESSION_COOKIE_SECURE"] is True
+    assert load_config({**real, "HANDOFF_SECURE_COOKIES": "off"}, tmp_path)["SESSION_COOKIE_SECURE"] is False
+    with pytest.raises(ConfigError, match="HANDOFF_SECURE_COOKIES"):
+        load_config({**real, "HANDOFF_SECURE_COOKIES": "maybe"}, tmp_path)
+
+
+def test_proxy_count_and_log_format_are_validated(tmp_path):
+    assert load_config({"HANDOFF_TRUSTED_PROXIES": "2"}, tmp_path)["TRUSTED_PROXIES"] == 2
+    with pytest.raises(ConfigError, match="HANDOFF_TRUSTED_PROXIES"):
+        load_config({"HANDOFF_TRUSTED_PROXIES": "-1"}, tmp_path)
+    with pytest.raises(ConfigError, match="HANDOFF_LOG_FORMAT"):
+        load_config({"HANDOFF_LOG_FORMAT": "xml"}, tmp_path)

@@ -5,7 +5,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from app.domain.ingesting import advance_conversation
@@ -165,6 +165,26 @@ def deliver(message: Message, outgoing: SessionMessage, agent: User, *, client: 
         if outgoing.pause_assistant:
             pause_assistant(message.conversation, agent, message, now)
     db.session.commit()
+
+
+STUCK_REASON = (
+    "Handoff stopped while sending this message, so it may or may not have been delivered: check the "
+    "conversation (or Refresh from Vambe) before sending it again."
+)
+
+
+def settle_stuck_sends(*, now: datetime, older_than: timedelta, conversation: Conversation | None = None) -> int:
+    """Settle messages left "sending" by a worker that died mid-send as "unknown"; commits. Returns how many."""
+    stuck = [Message.outcome == Outcome.SENDING, Message.updated_at < now - older_than]
+    if conversation is not None:
+        stuck.append(Message.conversation_id == conversation.id)
+    if db.session.scalar(select(Message.id).where(*stuck).limit(1)) is None:
+        return 0
+    settled = db.session.execute(
+        update(Message).where(*stuck).values(outcome=Outcome.UNKNOWN, outcome_reason=STUCK_REASON, updated_at=now)
+    ).rowcount
+    db.session.commit()
+    return settled
 
 
 def settle(message: Message, outcome: Outcome, reason: str | None, now: datetime) -> None:

@@ -6,7 +6,7 @@ from app.clock import utcnow
 from app.domain import conversations
 from app.domain.assigning import AssignmentRefused, assign, set_status
 from app.domain.quick_replies import list_quick_replies
-from app.domain.sending import NewerReply, OutsideWindow, SendRefused, send_reply
+from app.domain.sending import NewerReply, OutsideWindow, SendRefused, send_reply, settle_stuck_sends
 from app.domain.syncing import refresh_conversation
 from app.domain.window import window_status
 from app.extensions import db
@@ -138,7 +138,15 @@ def composer_after(message: Message) -> ReplyForm:
     )
 
 
-def render_conversation(conversation: Conversation, form: ReplyForm, status: int = 200, partial: str = "inbox/_conversation_panel.html", **context):
+def render_conversation(
+    conversation: Conversation,
+    form: ReplyForm,
+    status: int = 200,
+    partial: str = "inbox/_conversation_panel.html",
+    **context,
+):
+    # A send whose worker died is settled the next time anyone looks (see also `flask sends sweep`).
+    settle_stuck_sends(now=utcnow(), older_than=current_app.config["STUCK_SEND_AGE"], conversation=conversation)
     numbers = conversations.business_numbers()
     form.offer_numbers(numbers, conversation)
     if not form.seen_through.data or context.get("sent") or context.get("newer_reply"):

@@ -55,7 +55,9 @@ def thread_message(page, text: str):
 
 
 def ai_messages(page):
-    return thread_items(page).filter(has_text="AI assistant")
+    """Messages written by the AI (a message starts with its author; events such as "… paused the AI
+    assistant" do not)."""
+    return thread_items(page).filter(has_text=re.compile(r"^\s*AI assistant\s*·"))
 
 
 def customer_writes(customer, option_label: str, text: str) -> None:
@@ -176,3 +178,39 @@ def test_customer_messages_arrive_in_the_open_conversation_without_disturbing_th
     assert ai_lines == ai_lines_before + 1  # the one answer before the pause
     assert page_errors == []
     assert customer_errors == []
+
+
+def test_a_customer_writing_after_the_window_closed_reopens_it_on_the_open_page(
+    page, new_context, live_server, live_app, seeded, screenshot, page_errors
+):
+    with live_app.app_context():
+        phone = db.session.get(Conversation, seeded.closed_id).phone
+        db.session.remove()
+    agent = page
+    sign_in(agent, live_server, seeded)
+    agent.get_by_role("link", name=re.compile(r"\b" + re.escape(seeded.closed_name))).click()
+    conversation = agent.get_by_role("region", name=seeded.closed_name)
+    expect(conversation.get_by_text(re.compile("Window closed")).first).to_be_visible()
+    closed_notice = agent.get_by_role("status").filter(has_text="The 24-hour window closed")
+    expect(closed_notice).to_be_visible()
+    agent.evaluate("window.__marker = 'still the same page'")
+    draft = "Hola Tomás, "
+    field = message_field(agent)
+    field.click()
+    field.press_sequentially(draft)
+
+    customer = new_context(DESKTOP).new_page()
+    sign_in(customer, live_server, seeded)
+    customer.goto(live_server + "/sandbox/")
+    text = "Hola, ¿todavía tienen la chaqueta?"
+    customer_writes(customer, f"{seeded.closed_name} ({phone})", text)
+
+    expect(thread_message(agent, text)).to_be_visible(timeout=ARRIVAL_TIMEOUT)
+    expect(conversation.get_by_text(re.compile("Window open")).first).to_be_visible()
+    expect(field).to_have_value(draft)
+    assert agent.evaluate("window.__marker") == "still the same page", "the page was fully reloaded"
+    screenshot(agent, "live-arrival-reopened-window")
+    # Nothing on the page may still say the window is closed: the agent would believe a template is needed.
+    expect(closed_notice).to_have_count(0, timeout=ARRIVAL_TIMEOUT)
+    expect(conversation.get_by_text(re.compile("Window closed"))).to_have_count(0)
+    assert page_errors == []
