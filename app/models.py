@@ -118,7 +118,7 @@ class Conversation(db.Model):
     name: Mapped[str] = mapped_column(String(200), default="")
     business_number_id: Mapped[int | None] = mapped_column(ForeignKey("business_numbers.id"))
     # The 24h window is measured from the newest *inbound* message only.
-    last_inbound_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_inbound_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
     last_message_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
     assistant_paused_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     assistant_paused_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
