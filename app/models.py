@@ -19,6 +19,9 @@ class Role(StrEnum):
     ADMIN = "admin"
 
 
+# werkzeug's default (scrypt). Tests swap in a cheap method: hashing is deliberately slow.
+PASSWORD_HASH_METHOD = "scrypt"
+
 # Each role can do everything the roles before it can.
 ROLE_RANK = {Role.AGENT: 0, Role.LEAD: 1, Role.ADMIN: 2}
 
@@ -82,7 +85,7 @@ class User(UserMixin, db.Model):
         return self.active
 
     def set_password(self, password: str) -> None:
-        self.password_hash = generate_password_hash(password)
+        self.password_hash = generate_password_hash(password, method=PASSWORD_HASH_METHOD)
 
     def check_password(self, password: str) -> bool:
         return check_password_hash(self.password_hash, password)

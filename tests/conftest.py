@@ -181,6 +181,12 @@ def is_local_address(address) -> bool:
 
 
 @pytest.fixture(autouse=True)
+def cheap_password_hashing(monkeypatch):
+    """scrypt costs about half a second per hash and per check here; the tests sign in hundreds of times."""
+    monkeypatch.setattr("app.models.PASSWORD_HASH_METHOD", "pbkdf2:sha256:1000")
+
+
+@pytest.fixture(autouse=True)
 def no_outbound_network(monkeypatch):
     """Fail any test that tries to reach a non-loopback address (Vambe itself above all)."""
     real_connect = socket.socket.connect
