@@ -577,6 +577,27 @@ class TestNewerReply:
             auth.client.get(f"/conversations/{conversation_id}").get_data(as_text=True)
         )
 
+    def test_confirming_on_the_composer_as_first_loaded_sends_once_and_records_the_override(self, app, auth, agent):
+        conversation_id = sandbox_conversation(app)
+        url = f"/conversations/{conversation_id}/messages"
+        form = composer(auth.client.get(f"/conversations/{conversation_id}").get_data(as_text=True), message="Voy")
+        assistant_replies(app, conversation_id, "Respuesta del asistente")
+        [newer] = [m for m in messages_by(app, conversation_id) if m.direction == Direction.OUTBOUND]
+        assert auth.client.post(url, data=form, headers=PARTIAL).status_code == 409
+
+        for _ in range(2):
+            response = auth.client.post(url, data={**form, "confirm_newer_reply": "yes"}, headers=PARTIAL)
+            assert response.status_code == 200
+
+        [sent] = messages_by(app, conversation_id, agent)
+        assert sent.body == "Voy" and sent.outcome == Outcome.SENT
+        [override] = events(app, conversation_id, AuditKind.NEWER_REPLY_OVERRIDE)
+        assert (override.actor_id, override.message_id, override.details) == (
+            agent,
+            sent.id,
+            {"newer_message_id": newer.id},
+        )
+
     def test_the_agents_own_earlier_message_does_not_trigger_the_warning(self, app, auth, agent):
         conversation_id = sandbox_conversation(app)
         first_tab = composer(auth.client.get(f"/conversations/{conversation_id}").get_data(as_text=True), message="Dos")

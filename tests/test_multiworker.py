@@ -27,6 +27,7 @@ import requests
 from sqlalchemy import text
 
 from app.clock import utcnow
+from tests.conftest import csrf_token_from
 from tests.test_production import (
     fresh_postgres_database,
     running_container,
@@ -62,7 +63,7 @@ class Outcomes:
             self.fired += 1
             self.statuses[(kind, status)] += 1
             if status != expected:
-                self.errors.append(f"{kind}: HTTP {status} (expected {expected}) {detail[:300]}")
+                self.errors.append(f"{kind}: HTTP {status} (expected {expected}) {' '.join(detail.split())[:160]}")
 
     def failed(self, kind: str, error: BaseException) -> None:
         with self.lock:
@@ -109,17 +110,20 @@ def test_many_workers_keep_sends_and_webhooks_exactly_once(postgres_admin, tmp_p
                 sessions: Queue = Queue()
                 all_sessions = [requests.Session() for _ in range(CLIENT_THREADS)]
                 outcomes = Outcomes()
-                started = time.monotonic()
                 try:
                     csrf_tokens = {}
-                    for session in all_sessions:
+
+                    def sign_in_and_read_token(session: requests.Session) -> None:
                         login = sign_in(session, server.base_url, email, password)
                         assert login.status_code == 302, login.text[:500]
                         page = session.get(server.url(f"/conversations/{open_ids[0]}"), timeout=HTTP_TIMEOUT)
-                        assert page.status_code == 200
-                        csrf_tokens[id(session)] = re.search(
-                            r'name="csrf_token" type="hidden" value="([^"]+)"', page.text
-                        ).group(1)
+                        assert page.status_code == 200, page.text[:500]
+                        csrf_tokens[id(session)] = csrf_token_from(page.text)
+
+                    with ThreadPoolExecutor(max_workers=CLIENT_THREADS, thread_name_prefix="login") as pool:
+                        for signed_in in pool.map(sign_in_and_read_token, all_sessions, timeout=BATCH_WITHIN_SECONDS):
+                            assert signed_in is None
+                    for session in all_sessions:
                         sessions.put(session)
 
                     def send(conversation_id: int, key: str, body: str, barrier: threading.Barrier | None) -> None:
@@ -179,6 +183,7 @@ def test_many_workers_keep_sends_and_webhooks_exactly_once(postgres_admin, tmp_p
                         groups.append([(deliver, (payload, barrier))] * WEBHOOK_COPIES)
                     rng.shuffle(groups)
 
+                    started = time.monotonic()
                     with ThreadPoolExecutor(max_workers=CLIENT_THREADS, thread_name_prefix="burst") as pool:
                         futures = [pool.submit(call, *args) for group in groups for call, args in group]
                         done, pending = wait(futures, timeout=BATCH_WITHIN_SECONDS)

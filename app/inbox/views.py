@@ -52,7 +52,7 @@ def show_conversation(conversation_id: int):
 def show_live(conversation_id: int):
     conversation = db.get_or_404(Conversation, conversation_id)
     conversations.mark_seen(conversation, viewer(), now=utcnow())
-    return render_conversation(conversation, ReplyForm(), partial=LIVE)
+    return render_conversation(conversation, ReplyForm(), partial=LIVE, live_update=is_partial_request())
 
 
 @bp.post("/conversations/<int:conversation_id>/refresh")

@@ -100,7 +100,7 @@ def test_reply_with_a_quote_keeps_the_draft_and_pauses_the_assistant(
     open_conversation(page, seeded.open_name)
     expect(sandbox_banner(page)).to_be_visible()
     conversation = page.get_by_role("region", name=seeded.open_name)
-    expect(conversation.get_by_text(re.compile("Window open"))).to_be_visible()  # the badge
+    expect(conversation.locator("#conversation-live").get_by_text(re.compile("Window open"))).to_be_visible()
     pause = page.get_by_label("Pause assistant")
     expect(pause).to_be_checked()
     expect(page.get_by_text("The AI assistant is active for this contact.")).to_be_visible()
