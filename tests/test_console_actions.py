@@ -115,7 +115,9 @@ def token(auth: Auth, conversation_id: int) -> str:
 
 def events(app, conversation_id: int, *kinds: str) -> list[AuditEvent]:
     with app.app_context():
-        query = select(AuditEvent).where(AuditEvent.conversation_id == conversation_id).order_by(AuditEvent.id)
+        query = (
+            select(AuditEvent).where(AuditEvent.conversation_id == conversation_id).order_by(AuditEvent.id)
+        )
         if kinds:
             query = query.where(AuditEvent.kind.in_(kinds))
         found = db.session.scalars(query).all()
@@ -177,14 +179,19 @@ class TestAssignment:
         me = user_name(app, agent)
 
         response = auth.client.post(
-            f"/conversations/{conversation_id}/assignee", data={"csrf_token": token(auth, conversation_id), "assignee": "me"}
+            f"/conversations/{conversation_id}/assignee",
+            data={"csrf_token": token(auth, conversation_id), "assignee": "me"},
         )
 
         assert response.status_code == 303
         assert response.headers["Location"] == f"/conversations/{conversation_id}"
         assert conversation_state(app, conversation_id) == (agent, ConversationStatus.OPEN)
         [event] = events(app, conversation_id)
-        assert (event.kind, event.actor_id, event.details) == (AuditKind.ASSIGNED, agent, {"from": None, "to": me})
+        assert (event.kind, event.actor_id, event.details) == (
+            AuditKind.ASSIGNED,
+            agent,
+            {"from": None, "to": me},
+        )
         html = auth.client.get(f"/conversations/{conversation_id}").get_data(as_text=True)
         assert f"{me} assigned the conversation to {me}" in thread_text(html)
         assert f"Assigned to {me}" in html
@@ -240,7 +247,8 @@ class TestAssignment:
     def test_unassigning_an_unassigned_conversation_records_nothing(self, app, auth, agent):
         conversation_id = sandbox_conversation(app)
         response = auth.client.post(
-            f"/conversations/{conversation_id}/assignee", data={"csrf_token": token(auth, conversation_id), "assignee": ""}
+            f"/conversations/{conversation_id}/assignee",
+            data={"csrf_token": token(auth, conversation_id), "assignee": ""},
         )
         assert response.status_code == 303
         assert events(app, conversation_id) == []
@@ -282,7 +290,9 @@ class TestAssignment:
 
     def test_an_unknown_conversation_is_404(self, app, auth, agent):
         sandbox_conversation(app)
-        response = auth.client.post("/conversations/99999/assignee", data={"csrf_token": auth.csrf_token(), "assignee": "me"})
+        response = auth.client.post(
+            "/conversations/99999/assignee", data={"csrf_token": auth.csrf_token(), "assignee": "me"}
+        )
         assert response.status_code == 404
 
 
@@ -295,7 +305,9 @@ class TestStatus:
         me = user_name(app, agent)
         url = f"/conversations/{conversation_id}/status"
 
-        resolved = auth.client.post(url, data={"csrf_token": token(auth, conversation_id), "status": "resolved"})
+        resolved = auth.client.post(
+            url, data={"csrf_token": token(auth, conversation_id), "status": "resolved"}
+        )
         assert resolved.status_code == 303
         assert conversation_state(app, conversation_id)[1] == ConversationStatus.RESOLVED
         html = auth.client.get(f"/conversations/{conversation_id}").get_data(as_text=True)
@@ -325,7 +337,8 @@ class TestStatus:
     def test_reopening_an_open_conversation_records_nothing(self, app, auth, agent):
         conversation_id = sandbox_conversation(app)
         response = auth.client.post(
-            f"/conversations/{conversation_id}/status", data={"csrf_token": token(auth, conversation_id), "status": "open"}
+            f"/conversations/{conversation_id}/status",
+            data={"csrf_token": token(auth, conversation_id), "status": "open"},
         )
         assert response.status_code == 303
         assert events(app, conversation_id) == []
@@ -373,7 +386,9 @@ class TestHtmxAnswers:
         assert shown in html
         assert 'id="thread"' in html and len(events(app, first)) == 1
 
-        page = auth.client.post(f"/conversations/{second}/{path}", data={"csrf_token": token(auth, second), **data})
+        page = auth.client.post(
+            f"/conversations/{second}/{path}", data={"csrf_token": token(auth, second), **data}
+        )
         assert page.status_code == 303
         assert page.headers["Location"] == f"/conversations/{second}"
         assert len(events(app, second)) == 1
@@ -435,7 +450,9 @@ class TestCustomerReopens:
         self.resolve(auth, conversation_id)
         with app.app_context():
             conversation = db.session.get(Conversation, conversation_id)
-            factories.make_message(conversation, direction=Direction.OUTBOUND, body="Encuesta", occurred_at=utcnow())
+            factories.make_message(
+                conversation, direction=Direction.OUTBOUND, body="Encuesta", occurred_at=utcnow()
+            )
         assert conversation_state(app, conversation_id)[1] == ConversationStatus.RESOLVED
         assert events(app, conversation_id, AuditKind.REOPENED) == []
 
@@ -446,7 +463,10 @@ class TestCustomerReopens:
         with app.app_context():
             conversation = db.session.get(Conversation, conversation_id)
             factories.make_message(
-                conversation, body=old.body, provider_message_id=old.provider_message_id, occurred_at=old.occurred_at
+                conversation,
+                body=old.body,
+                provider_message_id=old.provider_message_id,
+                occurred_at=old.occurred_at,
             )
         assert conversation_state(app, conversation_id)[1] == ConversationStatus.RESOLVED
         assert events(app, conversation_id, AuditKind.REOPENED) == []
@@ -473,7 +493,9 @@ class TestDaySeparators:
 
     def test_messages_either_side_of_local_midnight_get_two_separators(self, app, client, agent):
         # 23:50 and 00:10 in Santiago (UTC-3 in January) are 02:50 and 03:10 on the same UTC day.
-        conversation_id = self.conversation_with_messages_at(app, local(2025, 1, 14, 23, 50), local(2025, 1, 15, 0, 10))
+        conversation_id = self.conversation_with_messages_at(
+            app, local(2025, 1, 14, 23, 50), local(2025, 1, 15, 0, 10)
+        )
         client.set_cookie("tz", "America%2FSantiago")
         html = client.get(f"/conversations/{conversation_id}").get_data(as_text=True)
         assert separators(html) == ["Tuesday 14 January 2025", "Wednesday 15 January 2025"]
@@ -487,7 +509,9 @@ class TestDaySeparators:
 
     def test_one_local_day_has_one_separator_even_across_utc_midnight(self, app, client, agent):
         # 00:10 and 23:50 on the same Santiago day are on two UTC days.
-        conversation_id = self.conversation_with_messages_at(app, local(2025, 1, 15, 0, 10), local(2025, 1, 15, 23, 50))
+        conversation_id = self.conversation_with_messages_at(
+            app, local(2025, 1, 15, 0, 10), local(2025, 1, 15, 23, 50)
+        )
         client.set_cookie("tz", "America%2FSantiago")
         html = client.get(f"/conversations/{conversation_id}").get_data(as_text=True)
         assert separators(html) == ["Wednesday 15 January 2025"]
@@ -517,7 +541,9 @@ class TestDaySeparators:
 
 def other_agent_replies(colleague: Auth, conversation_id: int, text: str) -> None:
     page = colleague.client.get(f"/conversations/{conversation_id}").get_data(as_text=True)
-    response = colleague.client.post(f"/conversations/{conversation_id}/messages", data=composer(page, message=text))
+    response = colleague.client.post(
+        f"/conversations/{conversation_id}/messages", data=composer(page, message=text)
+    )
     assert response.status_code == 303, response.get_data(as_text=True)
 
 
@@ -534,7 +560,9 @@ def assistant_replies(app, conversation_id: int, text: str) -> None:
 
 class TestNewerReply:
     @pytest.mark.parametrize("who", ["colleague", "assistant"])
-    def test_a_reply_by_someone_else_while_typing_asks_first_then_sends_once(self, app, auth, agent, colleague, who):
+    def test_a_reply_by_someone_else_while_typing_asks_first_then_sends_once(
+        self, app, auth, agent, colleague, who
+    ):
         conversation_id = sandbox_conversation(app)
         page = auth.client.get(f"/conversations/{conversation_id}").get_data(as_text=True)
         form = composer(page, message="Hola, te ayudo yo con el pedido")
@@ -577,10 +605,14 @@ class TestNewerReply:
             auth.client.get(f"/conversations/{conversation_id}").get_data(as_text=True)
         )
 
-    def test_confirming_on_the_composer_as_first_loaded_sends_once_and_records_the_override(self, app, auth, agent):
+    def test_confirming_on_the_composer_as_first_loaded_sends_once_and_records_the_override(
+        self, app, auth, agent
+    ):
         conversation_id = sandbox_conversation(app)
         url = f"/conversations/{conversation_id}/messages"
-        form = composer(auth.client.get(f"/conversations/{conversation_id}").get_data(as_text=True), message="Voy")
+        form = composer(
+            auth.client.get(f"/conversations/{conversation_id}").get_data(as_text=True), message="Voy"
+        )
         assistant_replies(app, conversation_id, "Respuesta del asistente")
         [newer] = [m for m in messages_by(app, conversation_id) if m.direction == Direction.OUTBOUND]
         assert auth.client.post(url, data=form, headers=PARTIAL).status_code == 409
@@ -600,11 +632,19 @@ class TestNewerReply:
 
     def test_the_agents_own_earlier_message_does_not_trigger_the_warning(self, app, auth, agent):
         conversation_id = sandbox_conversation(app)
-        first_tab = composer(auth.client.get(f"/conversations/{conversation_id}").get_data(as_text=True), message="Dos")
-        second_tab = composer(auth.client.get(f"/conversations/{conversation_id}").get_data(as_text=True), message="Uno")
-        assert auth.client.post(f"/conversations/{conversation_id}/messages", data=second_tab).status_code == 303
+        first_tab = composer(
+            auth.client.get(f"/conversations/{conversation_id}").get_data(as_text=True), message="Dos"
+        )
+        second_tab = composer(
+            auth.client.get(f"/conversations/{conversation_id}").get_data(as_text=True), message="Uno"
+        )
+        assert (
+            auth.client.post(f"/conversations/{conversation_id}/messages", data=second_tab).status_code == 303
+        )
 
-        response = auth.client.post(f"/conversations/{conversation_id}/messages", data=first_tab, headers=PARTIAL)
+        response = auth.client.post(
+            f"/conversations/{conversation_id}/messages", data=first_tab, headers=PARTIAL
+        )
 
         assert response.status_code == 200
         assert "replied while you were typing" not in response.get_data(as_text=True)
@@ -613,7 +653,9 @@ class TestNewerReply:
 
     def test_a_customer_message_while_typing_does_not_trigger_the_warning(self, app, auth, agent):
         conversation_id = sandbox_conversation(app)
-        form = composer(auth.client.get(f"/conversations/{conversation_id}").get_data(as_text=True), message="Claro")
+        form = composer(
+            auth.client.get(f"/conversations/{conversation_id}").get_data(as_text=True), message="Claro"
+        )
         with app.app_context():
             factories.make_message(
                 db.session.get(Conversation, conversation_id), body="¿Me ayudas?", occurred_at=utcnow()
@@ -625,7 +667,9 @@ class TestNewerReply:
     def test_a_fresh_composer_after_the_reply_does_not_warn(self, app, auth, agent, colleague):
         conversation_id = sandbox_conversation(app)
         other_agent_replies(colleague, conversation_id, "Ya lo estoy viendo yo")
-        form = composer(auth.client.get(f"/conversations/{conversation_id}").get_data(as_text=True), message="Ok")
+        form = composer(
+            auth.client.get(f"/conversations/{conversation_id}").get_data(as_text=True), message="Ok"
+        )
         response = auth.client.post(f"/conversations/{conversation_id}/messages", data=form)
         assert response.status_code == 303
         assert events(app, conversation_id, AuditKind.NEWER_REPLY_OVERRIDE) == []
@@ -633,14 +677,19 @@ class TestNewerReply:
     def test_newer_reply_and_closed_window_confirmed_one_after_the_other_send_once(self, app, auth, agent):
         conversation_id = sandbox_conversation(app, last_inbound_ago=timedelta(hours=30))
         url = f"/conversations/{conversation_id}/messages"
-        form = composer(auth.client.get(f"/conversations/{conversation_id}").get_data(as_text=True), message="¿Sigues ahí?")
+        form = composer(
+            auth.client.get(f"/conversations/{conversation_id}").get_data(as_text=True),
+            message="¿Sigues ahí?",
+        )
         assistant_replies(app, conversation_id, "Mensaje automático de seguimiento")
 
         first = auth.client.post(url, data=form, headers=PARTIAL)
         assert first.status_code == 409
         assert "AI assistant replied while you were typing" in first.get_data(as_text=True)
 
-        second = auth.client.post(url, data=composer(first.get_data(as_text=True), confirm_newer_reply="yes"), headers=PARTIAL)
+        second = auth.client.post(
+            url, data=composer(first.get_data(as_text=True), confirm_newer_reply="yes"), headers=PARTIAL
+        )
         html = second.get_data(as_text=True)
         assert second.status_code == 409
         assert "Outside the 24-hour window." in html and "replied while you were typing" not in html
@@ -690,7 +739,9 @@ class TestRetry:
         # window is open and the retry can go through.
         with app.app_context():
             contact = db.session.scalar(
-                select(SandboxContact).where(SandboxContact.phone == db.session.get(Conversation, conversation_id).phone[1:])
+                select(SandboxContact).where(
+                    SandboxContact.phone == db.session.get(Conversation, conversation_id).phone[1:]
+                )
             )
             contact.assistant_paused = True
             db.session.commit()
@@ -706,7 +757,9 @@ class TestRetry:
         assert sent[1].idempotency_key == retry.fields["idempotency_key"]
         with app.app_context():
             delivered = db.session.scalar(
-                select(func.count(SandboxMessage.id)).where(SandboxMessage.sender == "api", SandboxMessage.body == text)
+                select(func.count(SandboxMessage.id)).where(
+                    SandboxMessage.sender == "api", SandboxMessage.body == text
+                )
             )
         assert delivered == 1
 
@@ -725,7 +778,9 @@ class TestRetry:
 
     def test_a_successful_send_offers_send_not_retry(self, app, auth, agent):
         conversation_id = sandbox_conversation(app)
-        form = composer(auth.client.get(f"/conversations/{conversation_id}").get_data(as_text=True), message="Listo")
+        form = composer(
+            auth.client.get(f"/conversations/{conversation_id}").get_data(as_text=True), message="Listo"
+        )
         response = auth.client.post(f"/conversations/{conversation_id}/messages", data=form, headers=PARTIAL)
         after = read_form(response.get_data(as_text=True))
         assert (None, None, "Send") in after.buttons and (None, None, "Retry") not in after.buttons

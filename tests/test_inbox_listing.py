@@ -1,4 +1,5 @@
-"""The inbox list: filters, search, sorting, key-based paging and unread markers, in the domain and over HTTP."""
+"""The inbox list: filters, search, sorting, key-based paging and unread markers, in the domain and
+over HTTP."""
 
 import base64
 import html as htmllib
@@ -105,7 +106,9 @@ BOUNDARIES = {
 
 
 class TestWindowFilter:
-    @pytest.mark.parametrize("warning", [timedelta(minutes=60), timedelta(minutes=15)], ids=["60min", "15min"])
+    @pytest.mark.parametrize(
+        "warning", [timedelta(minutes=60), timedelta(minutes=15)], ids=["60min", "15min"]
+    )
     def test_each_state_lists_exactly_what_window_status_says(self, viewer, warning):
         for name, ago in BOUNDARIES.items():
             # The warning boundary moves with the configured warning: measure from it.
@@ -184,9 +187,14 @@ class TestSearch:
 
     def test_message_text_is_searched(self, viewer):
         order = conversation("Order Customer", phone="+56911111111", inbound_ago=timedelta(minutes=10))
-        factories.make_message(order, body="Mi pedido no ha llegado todavía", occurred_at=NOW - timedelta(minutes=9))
         factories.make_message(
-            order, direction=Direction.OUTBOUND, body="Lo reviso con bodega", occurred_at=NOW - timedelta(minutes=8)
+            order, body="Mi pedido no ha llegado todavía", occurred_at=NOW - timedelta(minutes=9)
+        )
+        factories.make_message(
+            order,
+            direction=Direction.OUTBOUND,
+            body="Lo reviso con bodega",
+            occurred_at=NOW - timedelta(minutes=8),
         )
         conversation("Other Customer", phone="+56922222222", inbound_ago=timedelta(minutes=1))
 
@@ -196,11 +204,19 @@ class TestSearch:
 
     @pytest.mark.parametrize(
         ("query", "expected"),
-        [("%", {"Promo 50%"}), ("50%", {"Promo 50%"}), ("_", {"a_b shop"}), ("a_b", {"a_b shop"}),
-         ("\\", {"back\\slash"}), ("k\\s", {"back\\slash"})],
+        [
+            ("%", {"Promo 50%"}),
+            ("50%", {"Promo 50%"}),
+            ("_", {"a_b shop"}),
+            ("a_b", {"a_b shop"}),
+            ("\\", {"back\\slash"}),
+            ("k\\s", {"back\\slash"}),
+        ],
     )
     def test_like_wildcards_in_the_query_are_literal(self, viewer, query, expected):
-        for minutes, name in enumerate(["Promo 50%", "Promo 500", "a_b shop", "axb shop", "back\\slash", "backslash"]):
+        for minutes, name in enumerate(
+            ["Promo 50%", "Promo 500", "a_b shop", "axb shop", "back\\slash", "backslash"]
+        ):
             conversation(name, phone=f"+5693000000{minutes}", inbound_ago=timedelta(minutes=minutes + 1))
         with_text = conversation("Message Only", phone="+56940000000", inbound_ago=timedelta(minutes=30))
         factories.make_message(with_text, body="Quiero 30 off", occurred_at=NOW - timedelta(minutes=30))
@@ -359,7 +375,9 @@ class TestUnread:
         assert not unread(viewer) and unread(other)
 
         # Replies are not unread: only the customer's messages count.
-        factories.make_message(chat, direction=Direction.OUTBOUND, body="Hola", occurred_at=NOW - timedelta(minutes=1))
+        factories.make_message(
+            chat, direction=Direction.OUTBOUND, body="Hola", occurred_at=NOW - timedelta(minutes=1)
+        )
         assert not unread(viewer)
 
         # A late, older visit (another tab) never moves the read marker back.
@@ -466,7 +484,14 @@ def test_the_filter_form_shows_the_filters_in_use(client, inbox):
 
 @pytest.mark.parametrize(
     "query",
-    ["scope=everyone", "window=ajar", "status=deleted", "sort=random", "scope=mine&sort=alphabetical", "window="],
+    [
+        "scope=everyone",
+        "window=ajar",
+        "status=deleted",
+        "sort=random",
+        "scope=mine&sort=alphabetical",
+        "window=",
+    ],
 )
 def test_unknown_filter_values_fall_back_to_the_defaults(client, inbox, query):
     response = client.get(f"/?{query}")
@@ -484,7 +509,9 @@ def test_every_row_shows_name_phone_snippet_window_assistant_and_assignee(app, c
     with app.app_context():
         now = utcnow()
         helper = factories.make_user(name="Bernardita Núñez")
-        worked = factories.make_conversation(name="Valentina Rojas", phone="+56987654321", now=now - timedelta(days=1))
+        worked = factories.make_conversation(
+            name="Valentina Rojas", phone="+56987654321", now=now - timedelta(days=1)
+        )
         factories.make_message(worked, body="¿Dónde está mi pedido?", occurred_at=now - timedelta(minutes=10))
         factories.make_message(
             worked,
@@ -496,7 +523,10 @@ def test_every_row_shows_name_phone_snippet_window_assistant_and_assignee(app, c
         worked.assignee = helper
         worked.assistant_paused_at = now - timedelta(minutes=8)
         idle = factories.make_conversation(
-            name="Camila Soto", phone="+56911112222", last_inbound_at=now - timedelta(hours=30), now=now - timedelta(days=2)
+            name="Camila Soto",
+            phone="+56911112222",
+            last_inbound_at=now - timedelta(hours=30),
+            now=now - timedelta(days=2),
         )
         factories.make_message(idle, body="Gracias", occurred_at=now - timedelta(hours=30))
         silent = factories.make_conversation(name="", phone="+56933334444", now=now - timedelta(days=3))
@@ -589,7 +619,7 @@ def huge_id_cursor() -> str:
         "garbage!",
         "W10",  # []
         base64.urlsafe_b64encode(b'{"a": 1}').decode(),
-        base64.urlsafe_b64encode(b'[null, 1]').decode(),
+        base64.urlsafe_b64encode(b"[null, 1]").decode(),
         base64.urlsafe_b64encode(b'["yesterday", 1]').decode(),
         base64.urlsafe_b64encode(b'["2025-03-10T15:00:00+00:00", "x"]').decode(),
         naive_cursor(),
@@ -612,7 +642,9 @@ def test_a_valid_cursor_over_http_continues_after_its_row(client, inbox, app):
 
 
 def row_is_unread(html: str, conversation_id: int) -> bool:
-    tag = re.search(rf'<a href="/conversations/{conversation_id}" id="row-{conversation_id}"\s+class="([^"]*)"', html)
+    tag = re.search(
+        rf'<a href="/conversations/{conversation_id}" id="row-{conversation_id}"\s+class="([^"]*)"', html
+    )
     assert tag, f"no row for conversation {conversation_id}"
     return "unread" in tag.group(1).split()
 
@@ -632,7 +664,9 @@ def test_the_unread_marker_is_per_viewer_and_opening_the_conversation_clears_it(
     assert row_is_unread(colleague.client.get("/").get_data(as_text=True), chat_id)
 
     with app.app_context():
-        factories.make_message(db.session.get(Conversation, chat_id), body="¿Hola? ¿Alguien?", occurred_at=utcnow())
+        factories.make_message(
+            db.session.get(Conversation, chat_id), body="¿Hola? ¿Alguien?", occurred_at=utcnow()
+        )
     assert row_is_unread(client.get("/").get_data(as_text=True), chat_id)
 
     colleague.client.get(f"/conversations/{chat_id}")

@@ -234,9 +234,12 @@ def test_many_workers_keep_sends_and_webhooks_exactly_once(postgres_admin, tmp_p
     )
     print(summary)
     record_property("multiworker", summary)
+    # Shown on the terminal even when pytest captures output (no -s needed), pass or fail.
     reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is not None:
-        reporter.write_line(summary)
+    capture = request.config.pluginmanager.get_plugin("capturemanager")
+    if reporter is not None and capture is not None:
+        with capture.global_and_fixture_disabled():
+            reporter.write_line(summary)
     detail = f"{summary}\nstatuses: {dict(outcomes.statuses)}\nfirst errors: {outcomes.errors[:5]}"
 
     # Every check is evaluated, and all that fail are reported together.

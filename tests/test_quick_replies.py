@@ -25,7 +25,9 @@ def make_reply(app, shortcut: str = "saludo", body: str = "¡Hola! ¿En qué te 
 
 def stored(app) -> list[tuple[str, str]]:
     with app.app_context():
-        return [(r.shortcut, r.body) for r in db.session.scalars(select(QuickReply).order_by(QuickReply.shortcut))]
+        return [
+            (r.shortcut, r.body) for r in db.session.scalars(select(QuickReply).order_by(QuickReply.shortcut))
+        ]
 
 
 @pytest.fixture
@@ -38,7 +40,11 @@ def post(auth, path: str, **data):
 
 
 def error_text(html: str) -> str:
-    return " ".join(htmllib.unescape(" ".join(re.findall(r'<small class="field-error"[^>]*>(.*?)</small>', html, re.S))).split())
+    return " ".join(
+        htmllib.unescape(
+            " ".join(re.findall(r'<small class="field-error"[^>]*>(.*?)</small>', html, re.S))
+        ).split()
+    )
 
 
 # ---------------------------------------------------------------- who may manage them
@@ -78,8 +84,12 @@ def test_anonymous_is_sent_to_login(app, client, method, path):
         assert response.headers["Location"].startswith("/login?next=")
         assert unquote(response.headers["Location"]).startswith(f"/login?next={path}")
     else:
-        token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', client.get("/login").get_data(as_text=True))
-        response = client.post(path, data={"csrf_token": token.group(1), "shortcut": "hacked", "body": "Texto"})
+        token = re.search(
+            r'name="csrf_token" type="hidden" value="([^"]+)"', client.get("/login").get_data(as_text=True)
+        )
+        response = client.post(
+            path, data={"csrf_token": token.group(1), "shortcut": "hacked", "body": "Texto"}
+        )
         assert response.status_code == 302
         assert response.headers["Location"].startswith("/login")
     assert stored(app) == [("saludo", "¡Hola! ¿En qué te puedo ayudar?")]
@@ -127,7 +137,9 @@ def test_a_lead_edits_a_quick_reply(app, auth, lead):
     assert re.search(r'<input[^>]*name="shortcut"[^>]*value="saludo"', form)
     assert "¡Hola! ¿En qué te puedo ayudar?</textarea>" in form
 
-    response = post(auth, f"/quick-replies/{reply_id}", shortcut="bienvenida", body="¡Bienvenido a la tienda!")
+    response = post(
+        auth, f"/quick-replies/{reply_id}", shortcut="bienvenida", body="¡Bienvenido a la tienda!"
+    )
 
     assert response.status_code == 303
     assert stored(app) == [("bienvenida", "¡Bienvenido a la tienda!")]
@@ -135,7 +147,9 @@ def test_a_lead_edits_a_quick_reply(app, auth, lead):
 
 def test_saving_an_edit_with_the_same_shortcut_is_not_a_duplicate(app, auth, lead):
     reply_id = make_reply(app)
-    assert post(auth, f"/quick-replies/{reply_id}", shortcut="saludo", body="Hola de nuevo").status_code == 303
+    assert (
+        post(auth, f"/quick-replies/{reply_id}", shortcut="saludo", body="Hola de nuevo").status_code == 303
+    )
     assert stored(app) == [("saludo", "Hola de nuevo")]
 
 
@@ -163,8 +177,14 @@ def test_editing_an_unknown_quick_reply_is_404(auth, lead):
 
 @pytest.mark.parametrize(
     ("typed", "saved"),
-    [("/envio", "envio"), ("Shipping-Delay", "shipping-delay"), ("  /HORARIO  ", "horario"), ("24h", "24h"),
-     ("a" * 40, "a" * 40), ("/" + "b" * 40, "b" * 40)],
+    [
+        ("/envio", "envio"),
+        ("Shipping-Delay", "shipping-delay"),
+        ("  /HORARIO  ", "horario"),
+        ("24h", "24h"),
+        ("a" * 40, "a" * 40),
+        ("/" + "b" * 40, "b" * 40),
+    ],
     ids=["slash", "upper", "spaces-slash-upper", "digits", "40-chars", "slash-and-40-chars"],
 )
 def test_the_shortcut_is_normalised(app, auth, lead, typed, saved):
@@ -211,7 +231,9 @@ def test_renaming_onto_another_shortcut_is_refused(app, auth, lead):
     assert stored(app) == [("despedida", "Chao"), ("saludo", "Hola")]
 
 
-@pytest.mark.parametrize("body", ["", "   ", "\r\n\r\n", "x" * 4097], ids=["empty", "spaces", "newlines", "4097"])
+@pytest.mark.parametrize(
+    "body", ["", "   ", "\r\n\r\n", "x" * 4097], ids=["empty", "spaces", "newlines", "4097"]
+)
 def test_an_empty_or_too_long_body_is_refused(app, auth, lead, body):
     response = post(auth, "/quick-replies", shortcut="texto", body=body)
     assert response.status_code == 422
@@ -237,7 +259,9 @@ def test_without_a_csrf_token_nothing_is_saved(app, auth, lead):
 def quick_reply_options(html: str) -> list[tuple[str, str]]:
     listbox = re.search(r'<ul id="quick-replies"[^>]*role="listbox"[^>]*>(.*?)</ul>', html, re.S)
     assert listbox, "the composer has no #quick-replies listbox"
-    options = re.findall(r'<li role="option"[^>]*data-shortcut="([^"]*)" data-body="([^"]*)"', listbox.group(1))
+    options = re.findall(
+        r'<li role="option"[^>]*data-shortcut="([^"]*)" data-body="([^"]*)"', listbox.group(1)
+    )
     return [(htmllib.unescape(shortcut), htmllib.unescape(body)) for shortcut, body in options]
 
 
@@ -259,7 +283,7 @@ def test_the_composer_lists_the_quick_replies_for_agents(app, auth):
 
 
 def test_quick_reply_text_is_escaped_in_the_composer(app, auth):
-    body = 'Hola <script>alert("x")</script> & <b>adiós</b> \'fin\''
+    body = "Hola <script>alert(\"x\")</script> & <b>adiós</b> 'fin'"
     make_reply(app, "peligro", body)
     auth.login_as(Role.AGENT)
     with app.app_context():

@@ -76,3 +76,16 @@ def canned_answer(contact: SandboxContact) -> str:
         )
     )
     return CANNED_ANSWERS[answered % len(CANNED_ANSWERS)]
+
+
+def recent_messages(contact_id: str | None, limit: int = 8) -> list[SandboxMessage]:
+    """The customer's side of the chat, as their phone would show it, oldest first."""
+    if not contact_id:
+        return []
+    newest = db.session.scalars(
+        select(SandboxMessage)
+        .where(SandboxMessage.contact_id == contact_id)
+        .order_by(SandboxMessage.created_at.desc(), SandboxMessage.id.desc())
+        .limit(limit)
+    ).all()
+    return list(reversed(newest))

@@ -9,7 +9,7 @@ from app.clock import utcnow
 from app.extensions import db
 from app.htmx import is_partial_request, render_page_or_partial
 from app.sandbox import bp
-from app.sandbox.customers import UnknownSandboxPhone, customer_says
+from app.sandbox.customers import UnknownSandboxPhone, customer_says, recent_messages
 from app.sandbox.forms import NEW_CUSTOMER, CustomerMessageForm
 from app.sandbox.state import SandboxContact
 
@@ -47,10 +47,16 @@ def offer_contacts(form: CustomerMessageForm) -> None:
     contacts = db.session.scalars(select(SandboxContact).order_by(SandboxContact.name))
     form.contact.choices = [SelectChoice(c.id, f"{c.name} (+{c.phone})") for c in contacts]
     form.contact.choices.append(SelectChoice(NEW_CUSTOMER, "A new customer…"))
+    form.contact.data = form.contact.data or form.contact.choices[0].value
 
 
 def render_customer_page(form: CustomerMessageForm, status: int = 200, **context):
     offer_contacts(form)
     return render_page_or_partial(
-        "sandbox/index.html", "sandbox/_customer_message_form.html", status=status, form=form, **context
+        "sandbox/index.html",
+        "sandbox/_customer_message_form.html",
+        status=status,
+        form=form,
+        recent=recent_messages(form.contact.data),
+        **context,
     )
