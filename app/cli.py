@@ -16,8 +16,8 @@ from app.domain.deliveries import replay_deliveries
 from app.domain.ingesting import parse_time
 from app.domain.sending import settle_stuck_sends
 from app.domain.syncing import SyncReport, contacts_to_sync, sync_business_numbers, sync_contact
-from app.sandbox.customers import UnknownSandboxPhone, customer_says
 from app.models import Role
+from app.sandbox.customers import UnknownSandboxPhone, customer_says
 from app.sandbox.seeding import seed_sandbox
 from app.vambe import VambeError
 
@@ -112,7 +112,9 @@ def replay_command(only_failed: bool, since: str | None) -> None:
         raise click.BadParameter(f"{since!r} is not an ISO 8601 time", param_hint="--since")
     deliveries = replay_deliveries(only_failed=only_failed, since=since_time, now=utcnow())
     failed = [d for d in deliveries if d.state == "failed"]
-    click.echo(f"Replayed {len(deliveries)} deliveries: {len(deliveries) - len(failed)} processed, {len(failed)} failed.")
+    click.echo(
+        f"Replayed {len(deliveries)} deliveries: {len(deliveries) - len(failed)} processed, {len(failed)} failed."
+    )
     for delivery in failed:
         click.echo(f"  #{delivery.id} ({delivery.received_at:%Y-%m-%d %H:%M:%S}): {delivery.error}")
 

@@ -16,7 +16,7 @@ DEFAULT_VAMBE_API_BASE_URL = "https://api.vambe.me"
 # The sandbox lives in-process; this host is never resolved (see app/sandbox/transport.py).
 SANDBOX_API_BASE_URL = "https://sandbox.vambe.invalid"
 SANDBOX_API_KEY = "sandbox-api-key"
-SANDBOX_WEBHOOK_SECRET = "sandbox-webhook-secret"
+SANDBOX_WEBHOOK_SECRET = "sandbox-webhook-secret"  # noqa: S105  (the sandbox's own, public on purpose)
 
 
 class ConfigError(RuntimeError):

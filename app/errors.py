@@ -25,4 +25,3 @@ def render_error(status: int, description: str):
     titles = {400: "Bad request", 403: "Not allowed", 404: "Not found", 405: "Not allowed", 500: "Server error"}
     context = {"code": status, "title": titles.get(status, "Error"), "description": description}
     return render_page_or_partial("errors/page.html", "errors/_error.html", status=status, **context)
-

@@ -28,7 +28,7 @@ from app.extensions import db
 from app.models import Author, Conversation, Direction, Message, Outcome, Role
 from app.sandbox.state import SandboxChannel, SandboxContact, SandboxMessage
 
-PASSWORD = "bench-password"
+PASSWORD = "bench-password"  # noqa: S105
 
 
 def build_data(conversations: int, per_conversation: int) -> list[int]:
@@ -43,13 +43,22 @@ def build_data(conversations: int, per_conversation: int) -> list[int]:
         )
         db.session.add(
             SandboxMessage(
-                id=str(uuid.uuid4()), contact_id=contact_id, direction="INBOUND", sender="customer",
-                body="Hola", status="read", created_at=last_inbound,
+                id=str(uuid.uuid4()),
+                contact_id=contact_id,
+                direction="INBOUND",
+                sender="customer",
+                body="Hola",
+                status="read",
+                created_at=last_inbound,
             )
         )
         conversation = Conversation(
-            vambe_contact_id=contact_id, phone=f"+5698{n:07d}", name=f"Cliente {n}",
-            last_inbound_at=last_inbound, last_message_at=last_inbound, created_at=now,
+            vambe_contact_id=contact_id,
+            phone=f"+5698{n:07d}",
+            name=f"Cliente {n}",
+            last_inbound_at=last_inbound,
+            last_message_at=last_inbound,
+            created_at=now,
         )
         db.session.add(conversation)
         db.session.flush()
@@ -121,7 +130,8 @@ def main() -> None:
         stamp = str(int(time.time()))
         signature = hmac.new(secret.encode(), stamp.encode() + b"." + body, hashlib.sha256).hexdigest()
         response = client.post(
-            "/webhooks/vambe", data=body,
+            "/webhooks/vambe",
+            data=body,
             headers={"content-type": "application/json", "x-vambe-timestamp": stamp, "x-vambe-signature": signature},
         )
         assert response.status_code == 200
@@ -129,7 +139,12 @@ def main() -> None:
     def send_reply():
         response = client.post(
             f"/conversations/{ids[1]}/messages",
-            data={"csrf_token": csrf, "idempotency_key": uuid.uuid4().hex, "message": "Hola, te ayudo", "pause_assistant": "y"},
+            data={
+                "csrf_token": csrf,
+                "idempotency_key": uuid.uuid4().hex,
+                "message": "Hola, te ayudo",
+                "pause_assistant": "y",
+            },
             headers={"HX-Request": "true", "HX-Request-Type": "partial"},
         )
         assert response.status_code == 200
@@ -139,7 +154,9 @@ def main() -> None:
         "inbox search by text": lambda: client.get("/?q=pedido+1999"),
         "inbox, window closing soonest": lambda: client.get("/?sort=closing_soon"),
         "conversation page": lambda: client.get(conversation_url),
-        "conversation live poll": lambda: client.get(f"{conversation_url}/live", headers={"HX-Request": "true", "HX-Request-Type": "partial"}),
+        "conversation live poll": lambda: client.get(
+            f"{conversation_url}/live", headers={"HX-Request": "true", "HX-Request-Type": "partial"}
+        ),
         "webhook delivery (signed)": post_webhook,
         "send reply via sandbox": send_reply,
     }
@@ -156,8 +173,14 @@ def main() -> None:
         rows.append((name, statistics.median(samples), samples[int(len(samples) * 0.9) - 1], peak / 1024))
 
     backend = url.split(":", 1)[0]
-    print(f"\nHandoff benchmark: {args.conversations} conversations x {args.messages_per_conversation} messages on {backend}")
-    print(f"(data loaded in {load_seconds:.1f} s; {args.repeat} timed runs each; memory = peak Python allocation in one run)\n")
+    print(
+        f"\nHandoff benchmark: {args.conversations} conversations x {args.messages_per_conversation} messages "
+        f"on {backend}"
+    )
+    print(
+        f"(data loaded in {load_seconds:.1f} s; {args.repeat} timed runs each; "
+        "memory = peak Python allocation in one run)\n"
+    )
     print(f"| {'case':<32} | {'median ms':>9} | {'p90 ms':>7} | {'peak KiB':>9} |")
     print(f"|{'-' * 34}|{'-' * 11}|{'-' * 9}|{'-' * 11}|")
     for name, median, p90, peak in rows:

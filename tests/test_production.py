@@ -558,6 +558,29 @@ def test_every_response_carries_the_security_headers_and_a_request_id(client):
     assert given.headers["X-Request-ID"] == "from-the-proxy-42"
 
 
+def test_a_database_error_mid_request_still_gets_the_error_page_and_a_request_id(app, auth):
+    """What a lost race on a unique key does in production: the 500 page must still render
+    (the session needs a rollback first), with the request id and security headers."""
+    app.config["PROPAGATE_EXCEPTIONS"] = False  # as in production, not as under TESTING
+    email = "taken@example.com"
+
+    @app.get("/_probe/db-error")
+    def probe_db_error():
+        db.session.add(User(email=email, name="twin", password_hash="x", role="agent", active=True, created_at=utcnow()))
+        db.session.flush()  # the email is taken: IntegrityError
+        return "unreachable"
+
+    auth.login_as(email=email)
+    try:
+        response = auth.client.get("/_probe/db-error")
+    except Exception as error:  # noqa: BLE001
+        pytest.fail(f"the 500 handler itself crashed, so gunicorn answers with its bare page: {error!r}"[:600])
+    assert response.status_code == 500
+    assert "Something went wrong on our side" in response.get_data(as_text=True)
+    assert re.fullmatch(r"[0-9a-f]{32}", response.headers.get("X-Request-ID", ""))
+    assert response.headers["X-Frame-Options"] == "DENY"
+
+
 REAL_INSTALLATION = {"VAMBE_API_KEY": "k-" + "a" * 20, "VAMBE_API_BASE_URL": "http://127.0.0.1:9"}
 
 

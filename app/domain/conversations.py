@@ -56,7 +56,13 @@ class InboxPage:
 
 
 def inbox_page(
-    viewer: User, filters: InboxFilters, *, cursor: str | None, now: datetime, warning: timedelta, limit: int = PAGE_SIZE
+    viewer: User,
+    filters: InboxFilters,
+    *,
+    cursor: str | None,
+    now: datetime,
+    warning: timedelta,
+    limit: int = PAGE_SIZE,
 ) -> InboxPage:
     """One page of the inbox as ``viewer`` filtered it, paged by key so new arrivals never shift a page."""
     activity = func.coalesce(Conversation.last_message_at, Conversation.created_at)
@@ -87,7 +93,9 @@ def inbox_page(
     next_cursor = None
     if len(results) > limit:
         last = rows[-1].conversation
-        sort_value = last.last_inbound_at if filters.sort == "closing_soon" else (last.last_message_at or last.created_at)
+        sort_value = (
+            last.last_inbound_at if filters.sort == "closing_soon" else (last.last_message_at or last.created_at)
+        )
         next_cursor = encode_cursor(sort_value, last.id)
     return InboxPage(rows, next_cursor, filters)
 
@@ -211,5 +219,3 @@ def business_numbers() -> list[BusinessNumber]:
 
 def active_users() -> list[User]:
     return list(db.session.scalars(select(User).where(User.active.is_(True)).order_by(User.name)))
-
-

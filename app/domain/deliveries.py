@@ -45,7 +45,13 @@ def signature_for(secret: str, timestamp: str, body: bytes) -> str:
 
 
 def authenticate(
-    secret: str | None, *, url_token: str | None, timestamp: str | None, signature: str | None, body: bytes, now: datetime
+    secret: str | None,
+    *,
+    url_token: str | None,
+    timestamp: str | None,
+    signature: str | None,
+    body: bytes,
+    now: datetime,
 ) -> str:
     """How the delivery proved itself ("url_token" or "signature"); raise WebhookUnauthorized otherwise."""
     if not secret:
@@ -180,5 +186,6 @@ def parse_shape_b(payload: dict, data: dict, received_at: datetime, business_pho
 
 def business_phones() -> set[str]:
     return {
-        "".join(ch for ch in number if ch.isdigit()) for number in db.session.scalars(select(BusinessNumber.phone_number))
+        "".join(ch for ch in number if ch.isdigit())
+        for number in db.session.scalars(select(BusinessNumber.phone_number))
     }

@@ -75,9 +75,7 @@ def ingest_message(contact: ContactRef, observed: ObservedMessage, *, now: datet
         created = True
     else:
         created = insert_ignoring_conflict(Message, values, "provider_message_id")
-        message = db.session.scalar(
-            select(Message).where(Message.provider_message_id == observed.provider_message_id)
-        )
+        message = db.session.scalar(select(Message).where(Message.provider_message_id == observed.provider_message_id))
     if created:
         advance_conversation(conversation.id, observed.direction, observed.occurred_at)
         if observed.direction == Direction.INBOUND:

@@ -256,9 +256,7 @@ def validated_text(text: str) -> str:
     if not text.strip():
         raise SendRefused("Type a message before sending.")
     if len(text) > MAX_MESSAGE_LENGTH:
-        raise SendRefused(
-            f"The message is {len(text)} characters long; WhatsApp accepts at most {MAX_MESSAGE_LENGTH}."
-        )
+        raise SendRefused(f"The message is {len(text)} characters long; WhatsApp accepts at most {MAX_MESSAGE_LENGTH}.")
     return text
 
 

@@ -76,7 +76,7 @@ def sync_contact(
     page = 1
     while True:
         try:
-            history = rate_limited(lambda: client.list_messages(contact.vambe_contact_id, page), wait, report)
+            history = rate_limited(lambda page=page: client.list_messages(contact.vambe_contact_id, page), wait, report)
         except VambeUnauthorized:
             raise
         except VambeNotFound:
@@ -104,7 +104,13 @@ def refresh_conversation(client: VambeClient, conversation: Conversation, *, now
 
 
 def merge_history_message(
-    contact: ContactRef, item: HistoryMessage, *, since: datetime, now: datetime, report: SyncReport, merged_ids: set[int]
+    contact: ContactRef,
+    item: HistoryMessage,
+    *,
+    since: datetime,
+    now: datetime,
+    report: SyncReport,
+    merged_ids: set[int],
 ) -> None:
     if item.created_at < since:
         report.skipped["older than the sync period"] += 1
@@ -113,7 +119,9 @@ def merge_history_message(
         report.skipped[f"unknown direction {item.direction!r}"] += 1
         return
     direction = Direction.INBOUND if item.direction == "INBOUND" else Direction.OUTBOUND
-    outcome = Outcome.RECEIVED if direction == Direction.INBOUND else HISTORY_STATUS.get(item.status or "", Outcome.SENT)
+    outcome = (
+        Outcome.RECEIVED if direction == Direction.INBOUND else HISTORY_STATUS.get(item.status or "", Outcome.SENT)
+    )
     body = item.body or f"[{item.type}]"
     known = db.session.scalar(select(Message).where(Message.provider_message_id == item.id))
     if known is not None:

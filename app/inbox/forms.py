@@ -73,7 +73,9 @@ class InboxFilterForm(FlaskForm):
     scope = SelectField("Show", choices=choices(all="All", mine="Mine", unassigned="Unassigned"), default="all")
     window = SelectField(
         "Window",
-        choices=choices(**{"": "Any window"}, open="Open", closing="Closing", closed="Closed", unknown="No inbound yet"),
+        choices=choices(
+            **{"": "Any window"}, open="Open", closing="Closing", closed="Closed", unknown="No inbound yet"
+        ),
         default="",
     )
     status = SelectField("Status", choices=choices(open="Open", resolved="Resolved"), default="open")

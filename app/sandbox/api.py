@@ -2,8 +2,8 @@
 
 import re
 import uuid
-from functools import wraps
 from datetime import datetime, timedelta
+from functools import wraps
 from typing import Any
 
 from flask import current_app, jsonify, request

@@ -32,7 +32,9 @@ def customer_says(phone: str, text: str, *, name: str = "", now: datetime) -> Sa
         channel = db.session.scalar(select(SandboxChannel).order_by(SandboxChannel.id).limit(1))
         if channel is None:
             raise UnknownSandboxPhone("the sandbox has no WhatsApp number yet: run `flask sandbox seed`")
-        contact = SandboxContact(id=str(uuid.uuid4()), name=name or f"+{digits}", phone=digits, channel=channel, created_at=now)
+        contact = SandboxContact(
+            id=str(uuid.uuid4()), name=name or f"+{digits}", phone=digits, channel=channel, created_at=now
+        )
         db.session.add(contact)
     message = store(contact, "INBOUND", "customer", text, now)
     notify("message.received", message, now)
@@ -44,7 +46,13 @@ def customer_says(phone: str, text: str, *, name: str = "", now: datetime) -> Sa
 
 def store(contact: SandboxContact, direction: str, sender: str, body: str, now: datetime) -> SandboxMessage:
     message = SandboxMessage(
-        id=str(uuid.uuid4()), contact=contact, direction=direction, sender=sender, body=body, status="sent", created_at=now
+        id=str(uuid.uuid4()),
+        contact=contact,
+        direction=direction,
+        sender=sender,
+        body=body,
+        status="sent",
+        created_at=now,
     )
     db.session.add(message)
     # Committed before notifying: the webhook handler runs in its own session.
@@ -66,7 +74,9 @@ def notify(event: str, message: SandboxMessage, now: datetime) -> None:
             "contact_name": message.contact.name,
         },
     }
-    deliver_webhook(current_app._get_current_object(), payload, secret=current_app.config["VAMBE_WEBHOOK_SECRET"], now=now)
+    deliver_webhook(
+        current_app._get_current_object(), payload, secret=current_app.config["VAMBE_WEBHOOK_SECRET"], now=now
+    )
 
 
 def canned_answer(contact: SandboxContact) -> str:

@@ -64,7 +64,11 @@ DEMO_CONTACTS = [
         1952,
         [
             Line(minutes(52 * 60), "customer", "Hola, me cobraron dos veces la misma compra."),
-            Line(minutes(52 * 60 - 1), "assistant", "Hola Camila, lo siento. Un ejecutivo revisará tu caso a la brevedad."),
+            Line(
+                minutes(52 * 60 - 1),
+                "assistant",
+                "Hola Camila, lo siento. Un ejecutivo revisará tu caso a la brevedad.",
+            ),
             Line(minutes(50 * 60), "customer", "Sigo esperando respuesta..."),
         ],
     ),
@@ -73,7 +77,9 @@ DEMO_CONTACTS = [
         "5491155554444",
         1952,
         [
-            Line(minutes(180), "assistant", "¡Hola Joaquín! Tu cotización N.º 1180 está lista. ¿Quieres que te la envíe?"),
+            Line(
+                minutes(180), "assistant", "¡Hola Joaquín! Tu cotización N.º 1180 está lista. ¿Quieres que te la envíe?"
+            ),
         ],
     ),
 ]
@@ -96,7 +102,11 @@ def seed_sandbox(client: VambeClient, *, now: datetime, reset: bool = False) -> 
 
 def seed_contact(demo: DemoContact, now: datetime) -> None:
     contact = SandboxContact(
-        id=str(uuid.uuid4()), name=demo.name, phone=demo.phone, channel_id=demo.channel_id, created_at=now - demo.lines[0].ago
+        id=str(uuid.uuid4()),
+        name=demo.name,
+        phone=demo.phone,
+        channel_id=demo.channel_id,
+        created_at=now - demo.lines[0].ago,
     )
     db.session.add(contact)
     messages = [
