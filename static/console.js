@@ -1,6 +1,7 @@
 // Keyboard and composer conveniences for the console. Every flow also works without this file.
 (function () {
   "use strict";
+  document.documentElement.classList.add("js");
 
   function isTyping(element) {
     return element instanceof Element && element.closest("input, textarea, select, [contenteditable]") !== null;
@@ -39,31 +40,41 @@
     return Array.prototype.filter.call(list.children, function (option) { return !option.hidden; });
   }
 
+  function showPicker(textarea, list, visible) {
+    list.hidden = !visible;
+    textarea.setAttribute("aria-expanded", visible ? "true" : "false");
+  }
+
+  function highlight(textarea, option) {
+    option.setAttribute("aria-selected", "true");
+    textarea.setAttribute("aria-activedescendant", option.id);
+  }
+
   function filterPicker(textarea) {
     var list = picker(textarea);
     if (!list) return;
     var match = /^\/([\w-]*)$/.exec(textarea.value);
-    if (!match) { list.hidden = true; return; }
+    if (!match) { showPicker(textarea, list, false); return; }
     var visible = 0;
     Array.prototype.forEach.call(list.children, function (option) {
       option.hidden = option.getAttribute("data-shortcut").indexOf(match[1].toLowerCase()) === -1;
       option.setAttribute("aria-selected", "false");
       if (!option.hidden) visible += 1;
     });
-    list.hidden = visible === 0;
-    if (visible) pickerOptions(list)[0].setAttribute("aria-selected", "true");
+    showPicker(textarea, list, visible > 0);
+    if (visible) highlight(textarea, pickerOptions(list)[0]);
   }
 
-  function movePicker(list, step) {
+  function movePicker(textarea, list, step) {
     var options = pickerOptions(list);
     var index = options.findIndex(function (o) { return o.getAttribute("aria-selected") === "true"; });
     if (index !== -1) options[index].setAttribute("aria-selected", "false");
-    options[(index + step + options.length) % options.length].setAttribute("aria-selected", "true");
+    highlight(textarea, options[(index + step + options.length) % options.length]);
   }
 
   function insertQuickReply(textarea, option) {
     textarea.value = option.getAttribute("data-body");
-    picker(textarea).hidden = true;
+    showPicker(textarea, picker(textarea), false);
     updateCounter(textarea);
     textarea.focus();
   }
@@ -81,12 +92,13 @@
     if (event.target.matches("textarea[data-quick-replies]")) filterPicker(event.target);
   });
 
-  // The reply shows in the thread as "Sending…" at once; the server's answer replaces it.
+  // The reply shows as "Sending…" at once; the server's answer replaces the whole panel. It lives in the
+  // composer, not the thread, because the thread's poll would wipe it while Vambe is still answering.
   document.addEventListener("htmx:before:request", function (event) {
     var form = event.detail && event.detail.ctx && event.detail.ctx.sourceElement;
     if (!form || form.id !== "composer") return;
     var text = form.querySelector("textarea[name=message]").value;
-    var thread = document.querySelector("#thread .thread");
+    var thread = document.getElementById("pending-sends");
     if (!text.trim() || !thread) return;
     var item = document.createElement("li");
     item.className = "message message-outbound pending";
@@ -107,14 +119,14 @@
     if (list && !list.hidden) {
       if (event.key === "ArrowDown" || event.key === "ArrowUp") {
         event.preventDefault();
-        movePicker(list, event.key === "ArrowDown" ? 1 : -1);
+        movePicker(target, list, event.key === "ArrowDown" ? 1 : -1);
         return;
       }
       if (event.key === "Enter" || event.key === "Tab") {
         var selected = list.querySelector("[aria-selected=true]");
         if (selected) { event.preventDefault(); insertQuickReply(target, selected); return; }
       }
-      if (event.key === "Escape") { list.hidden = true; event.preventDefault(); return; }
+      if (event.key === "Escape") { showPicker(target, list, false); event.preventDefault(); return; }
     }
     if (event.key === "Enter" && !event.shiftKey && !event.isComposing && target.matches && target.matches("textarea[data-enter-sends]")) {
       event.preventDefault();
@@ -124,7 +136,8 @@
     if (event.key === "Escape") {
       var help = document.getElementById("keyboard-help");
       if (help && help.open) return;  // the dialog closes itself
-      click("[data-remove-quote]");
+      // First Esc removes the quote; with none, it leaves the message box so that shortcuts work.
+      if (!click("[data-remove-quote]") && isTyping(target)) target.blur();
       return;
     }
     if (isTyping(target) || event.ctrlKey || event.metaKey || event.altKey) return;

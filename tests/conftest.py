@@ -34,7 +34,9 @@ def require(what: str, reason: str) -> None:
 
 
 def build_app(database_url: str, **environ: str):
-    return create_app({"TESTING": True}, environ={"DATABASE_URL": database_url, "SECRET_KEY": TEST_SECRET_KEY, **environ})
+    return create_app(
+        {"TESTING": True}, environ={"DATABASE_URL": database_url, "SECRET_KEY": TEST_SECRET_KEY, **environ}
+    )
 
 
 def migrate_to_head(database_url: str) -> None:
@@ -83,8 +85,10 @@ def postgres_template(postgres_admin):
 
 
 def postgres_url(database: str) -> str:
-    return make_url(TEST_DATABASE_URL).set(drivername="postgresql+psycopg", database=database).render_as_string(
-        hide_password=False
+    return (
+        make_url(TEST_DATABASE_URL)
+        .set(drivername="postgresql+psycopg", database=database)
+        .render_as_string(hide_password=False)
     )
 
 

@@ -14,7 +14,9 @@ from app.sandbox.state import SandboxChannel, SandboxContact, SandboxMessage
 DEFAULT_PASSWORD = "correct horse battery"
 
 
-def make_user(*, email: str | None = None, role: Role = Role.AGENT, password: str = DEFAULT_PASSWORD, name: str = "") -> User:
+def make_user(
+    *, email: str | None = None, role: Role = Role.AGENT, password: str = DEFAULT_PASSWORD, name: str = ""
+) -> User:
     email = email or f"user-{uuid.uuid4().hex[:8]}@example.com"
     user = User(email=email, name=name or email.split("@")[0], role=role, active=True, created_at=utcnow())
     user.set_password(password)
@@ -23,7 +25,9 @@ def make_user(*, email: str | None = None, role: Role = Role.AGENT, password: st
     return user
 
 
-def make_business_number(*, phone_number: str | None = None, name: str = "Ventas", channel_id: str | None = None) -> BusinessNumber:
+def make_business_number(
+    *, phone_number: str | None = None, name: str = "Ventas", channel_id: str | None = None
+) -> BusinessNumber:
     number = BusinessNumber(
         phone_number=phone_number or f"562{uuid.uuid4().int % 10**8:08d}",
         name=name,
@@ -90,7 +94,9 @@ def make_sandbox_channels(*numbers: tuple[int, str, str]) -> list[SandboxChannel
     numbers = numbers or ((1951, "56211111111", "Ventas"),)
     channels = []
     for channel_id, phone, name in numbers:
-        channel = db.session.get(SandboxChannel, channel_id) or SandboxChannel(id=channel_id, phone_number=phone, name=name)
+        channel = db.session.get(SandboxChannel, channel_id) or SandboxChannel(
+            id=channel_id, phone_number=phone, name=name
+        )
         db.session.add(channel)
         if db.session.scalar(select(BusinessNumber).where(BusinessNumber.phone_number == phone)) is None:
             db.session.add(BusinessNumber(phone_number=phone, name=name, vambe_channel_id=str(channel_id)))

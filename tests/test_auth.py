@@ -55,7 +55,11 @@ def test_login_without_csrf_token_is_rejected(app, client):
 def test_next_is_followed_only_within_the_site(app, client):
     with app.app_context():
         factories.make_user(email="ana@example.com")
-    for target, expected in [("/conversations/1", "/conversations/1"), ("https://evil.example/", "/"), ("//evil.example", "/")]:
+    for target, expected in [
+        ("/conversations/1", "/conversations/1"),
+        ("https://evil.example/", "/"),
+        ("//evil.example", "/"),
+    ]:
         token = csrf_token_from(client.get(f"/login?next={target}").get_data(as_text=True))
         response = client.post(
             "/login", data={"email": "ana@example.com", "password": TEST_PASSWORD, "csrf_token": token, "next": target}

@@ -50,9 +50,7 @@ def test_postgres_urls_use_psycopg_3(tmp_path, scheme):
 
 
 def test_window_warning_and_timeouts_are_read_and_validated(tmp_path):
-    config = load_config(
-        {"HANDOFF_WINDOW_WARNING_MINUTES": "90", "VAMBE_READ_TIMEOUT_SECONDS": "4.5"}, tmp_path
-    )
+    config = load_config({"HANDOFF_WINDOW_WARNING_MINUTES": "90", "VAMBE_READ_TIMEOUT_SECONDS": "4.5"}, tmp_path)
     assert config["WINDOW_WARNING"] == timedelta(minutes=90)
     assert config["VAMBE_TIMEOUT"] == (3.05, 4.5)
     for bad in ("soon", "0", "-5"):
@@ -69,7 +67,10 @@ def test_dotenv_file_is_read_and_the_environment_wins(tmp_path, monkeypatch):
 
 
 def test_factory_overrides_win_over_the_environment(tmp_path):
-    app = create_app({"WINDOW_WARNING": timedelta(minutes=5)}, environ={"SECRET_KEY": "s", "DATABASE_URL": f"sqlite:///{tmp_path}/x.db"})
+    app = create_app(
+        {"WINDOW_WARNING": timedelta(minutes=5)},
+        environ={"SECRET_KEY": "s", "DATABASE_URL": f"sqlite:///{tmp_path}/x.db"},
+    )
     assert app.config["WINDOW_WARNING"] == timedelta(minutes=5)
     assert "sandbox" in app.blueprints
 
@@ -83,9 +84,12 @@ def test_a_real_installation_refuses_a_weak_secret_key(tmp_path, weak):
 def test_the_sandbox_can_be_turned_off_and_then_needs_a_key(tmp_path):
     with pytest.raises(ConfigError, match="VAMBE_API_KEY must be set"):
         load_config({"HANDOFF_SANDBOX": "off"}, tmp_path)
-    assert load_config({"HANDOFF_SANDBOX": "off", "VAMBE_API_KEY": "k", "SECRET_KEY": STRONG_KEY}, tmp_path)[
-        "SANDBOX_MODE"
-    ] is False
+    assert (
+        load_config({"HANDOFF_SANDBOX": "off", "VAMBE_API_KEY": "k", "SECRET_KEY": STRONG_KEY}, tmp_path)[
+            "SANDBOX_MODE"
+        ]
+        is False
+    )
 
 
 def test_secure_cookies_default_on_for_real_installations_only(tmp_path):

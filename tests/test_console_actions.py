@@ -115,9 +115,7 @@ def token(auth: Auth, conversation_id: int) -> str:
 
 def events(app, conversation_id: int, *kinds: str) -> list[AuditEvent]:
     with app.app_context():
-        query = (
-            select(AuditEvent).where(AuditEvent.conversation_id == conversation_id).order_by(AuditEvent.id)
-        )
+        query = select(AuditEvent).where(AuditEvent.conversation_id == conversation_id).order_by(AuditEvent.id)
         if kinds:
             query = query.where(AuditEvent.kind.in_(kinds))
         found = db.session.scalars(query).all()
@@ -305,9 +303,7 @@ class TestStatus:
         me = user_name(app, agent)
         url = f"/conversations/{conversation_id}/status"
 
-        resolved = auth.client.post(
-            url, data={"csrf_token": token(auth, conversation_id), "status": "resolved"}
-        )
+        resolved = auth.client.post(url, data={"csrf_token": token(auth, conversation_id), "status": "resolved"})
         assert resolved.status_code == 303
         assert conversation_state(app, conversation_id)[1] == ConversationStatus.RESOLVED
         html = auth.client.get(f"/conversations/{conversation_id}").get_data(as_text=True)
@@ -386,9 +382,7 @@ class TestHtmxAnswers:
         assert shown in html
         assert 'id="thread"' in html and len(events(app, first)) == 1
 
-        page = auth.client.post(
-            f"/conversations/{second}/{path}", data={"csrf_token": token(auth, second), **data}
-        )
+        page = auth.client.post(f"/conversations/{second}/{path}", data={"csrf_token": token(auth, second), **data})
         assert page.status_code == 303
         assert page.headers["Location"] == f"/conversations/{second}"
         assert len(events(app, second)) == 1
@@ -450,9 +444,7 @@ class TestCustomerReopens:
         self.resolve(auth, conversation_id)
         with app.app_context():
             conversation = db.session.get(Conversation, conversation_id)
-            factories.make_message(
-                conversation, direction=Direction.OUTBOUND, body="Encuesta", occurred_at=utcnow()
-            )
+            factories.make_message(conversation, direction=Direction.OUTBOUND, body="Encuesta", occurred_at=utcnow())
         assert conversation_state(app, conversation_id)[1] == ConversationStatus.RESOLVED
         assert events(app, conversation_id, AuditKind.REOPENED) == []
 
@@ -493,9 +485,7 @@ class TestDaySeparators:
 
     def test_messages_either_side_of_local_midnight_get_two_separators(self, app, client, agent):
         # 23:50 and 00:10 in Santiago (UTC-3 in January) are 02:50 and 03:10 on the same UTC day.
-        conversation_id = self.conversation_with_messages_at(
-            app, local(2025, 1, 14, 23, 50), local(2025, 1, 15, 0, 10)
-        )
+        conversation_id = self.conversation_with_messages_at(app, local(2025, 1, 14, 23, 50), local(2025, 1, 15, 0, 10))
         client.set_cookie("tz", "America%2FSantiago")
         html = client.get(f"/conversations/{conversation_id}").get_data(as_text=True)
         assert separators(html) == ["Tuesday 14 January 2025", "Wednesday 15 January 2025"]
@@ -509,9 +499,7 @@ class TestDaySeparators:
 
     def test_one_local_day_has_one_separator_even_across_utc_midnight(self, app, client, agent):
         # 00:10 and 23:50 on the same Santiago day are on two UTC days.
-        conversation_id = self.conversation_with_messages_at(
-            app, local(2025, 1, 15, 0, 10), local(2025, 1, 15, 23, 50)
-        )
+        conversation_id = self.conversation_with_messages_at(app, local(2025, 1, 15, 0, 10), local(2025, 1, 15, 23, 50))
         client.set_cookie("tz", "America%2FSantiago")
         html = client.get(f"/conversations/{conversation_id}").get_data(as_text=True)
         assert separators(html) == ["Wednesday 15 January 2025"]
@@ -541,9 +529,7 @@ class TestDaySeparators:
 
 def other_agent_replies(colleague: Auth, conversation_id: int, text: str) -> None:
     page = colleague.client.get(f"/conversations/{conversation_id}").get_data(as_text=True)
-    response = colleague.client.post(
-        f"/conversations/{conversation_id}/messages", data=composer(page, message=text)
-    )
+    response = colleague.client.post(f"/conversations/{conversation_id}/messages", data=composer(page, message=text))
     assert response.status_code == 303, response.get_data(as_text=True)
 
 
@@ -560,9 +546,7 @@ def assistant_replies(app, conversation_id: int, text: str) -> None:
 
 class TestNewerReply:
     @pytest.mark.parametrize("who", ["colleague", "assistant"])
-    def test_a_reply_by_someone_else_while_typing_asks_first_then_sends_once(
-        self, app, auth, agent, colleague, who
-    ):
+    def test_a_reply_by_someone_else_while_typing_asks_first_then_sends_once(self, app, auth, agent, colleague, who):
         conversation_id = sandbox_conversation(app)
         page = auth.client.get(f"/conversations/{conversation_id}").get_data(as_text=True)
         form = composer(page, message="Hola, te ayudo yo con el pedido")
@@ -605,14 +589,10 @@ class TestNewerReply:
             auth.client.get(f"/conversations/{conversation_id}").get_data(as_text=True)
         )
 
-    def test_confirming_on_the_composer_as_first_loaded_sends_once_and_records_the_override(
-        self, app, auth, agent
-    ):
+    def test_confirming_on_the_composer_as_first_loaded_sends_once_and_records_the_override(self, app, auth, agent):
         conversation_id = sandbox_conversation(app)
         url = f"/conversations/{conversation_id}/messages"
-        form = composer(
-            auth.client.get(f"/conversations/{conversation_id}").get_data(as_text=True), message="Voy"
-        )
+        form = composer(auth.client.get(f"/conversations/{conversation_id}").get_data(as_text=True), message="Voy")
         assistant_replies(app, conversation_id, "Respuesta del asistente")
         [newer] = [m for m in messages_by(app, conversation_id) if m.direction == Direction.OUTBOUND]
         assert auth.client.post(url, data=form, headers=PARTIAL).status_code == 409
@@ -632,19 +612,13 @@ class TestNewerReply:
 
     def test_the_agents_own_earlier_message_does_not_trigger_the_warning(self, app, auth, agent):
         conversation_id = sandbox_conversation(app)
-        first_tab = composer(
-            auth.client.get(f"/conversations/{conversation_id}").get_data(as_text=True), message="Dos"
-        )
+        first_tab = composer(auth.client.get(f"/conversations/{conversation_id}").get_data(as_text=True), message="Dos")
         second_tab = composer(
             auth.client.get(f"/conversations/{conversation_id}").get_data(as_text=True), message="Uno"
         )
-        assert (
-            auth.client.post(f"/conversations/{conversation_id}/messages", data=second_tab).status_code == 303
-        )
+        assert auth.client.post(f"/conversations/{conversation_id}/messages", data=second_tab).status_code == 303
 
-        response = auth.client.post(
-            f"/conversations/{conversation_id}/messages", data=first_tab, headers=PARTIAL
-        )
+        response = auth.client.post(f"/conversations/{conversation_id}/messages", data=first_tab, headers=PARTIAL)
 
         assert response.status_code == 200
         assert "replied while you were typing" not in response.get_data(as_text=True)
@@ -653,9 +627,7 @@ class TestNewerReply:
 
     def test_a_customer_message_while_typing_does_not_trigger_the_warning(self, app, auth, agent):
         conversation_id = sandbox_conversation(app)
-        form = composer(
-            auth.client.get(f"/conversations/{conversation_id}").get_data(as_text=True), message="Claro"
-        )
+        form = composer(auth.client.get(f"/conversations/{conversation_id}").get_data(as_text=True), message="Claro")
         with app.app_context():
             factories.make_message(
                 db.session.get(Conversation, conversation_id), body="¿Me ayudas?", occurred_at=utcnow()
@@ -667,9 +639,7 @@ class TestNewerReply:
     def test_a_fresh_composer_after_the_reply_does_not_warn(self, app, auth, agent, colleague):
         conversation_id = sandbox_conversation(app)
         other_agent_replies(colleague, conversation_id, "Ya lo estoy viendo yo")
-        form = composer(
-            auth.client.get(f"/conversations/{conversation_id}").get_data(as_text=True), message="Ok"
-        )
+        form = composer(auth.client.get(f"/conversations/{conversation_id}").get_data(as_text=True), message="Ok")
         response = auth.client.post(f"/conversations/{conversation_id}/messages", data=form)
         assert response.status_code == 303
         assert events(app, conversation_id, AuditKind.NEWER_REPLY_OVERRIDE) == []
@@ -757,9 +727,7 @@ class TestRetry:
         assert sent[1].idempotency_key == retry.fields["idempotency_key"]
         with app.app_context():
             delivered = db.session.scalar(
-                select(func.count(SandboxMessage.id)).where(
-                    SandboxMessage.sender == "api", SandboxMessage.body == text
-                )
+                select(func.count(SandboxMessage.id)).where(SandboxMessage.sender == "api", SandboxMessage.body == text)
             )
         assert delivered == 1
 
@@ -778,9 +746,7 @@ class TestRetry:
 
     def test_a_successful_send_offers_send_not_retry(self, app, auth, agent):
         conversation_id = sandbox_conversation(app)
-        form = composer(
-            auth.client.get(f"/conversations/{conversation_id}").get_data(as_text=True), message="Listo"
-        )
+        form = composer(auth.client.get(f"/conversations/{conversation_id}").get_data(as_text=True), message="Listo")
         response = auth.client.post(f"/conversations/{conversation_id}/messages", data=form, headers=PARTIAL)
         after = read_form(response.get_data(as_text=True))
         assert (None, None, "Send") in after.buttons and (None, None, "Retry") not in after.buttons

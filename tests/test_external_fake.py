@@ -72,9 +72,7 @@ def strict_vambe(request: RecordedRequest):
     try:
         body = request.json
     except ValueError:
-        return Reply(
-            400, {"statusCode": 400, "message": "the body is not valid JSON", "error": "Bad Request"}
-        )
+        return Reply(400, {"statusCode": 400, "message": "the body is not valid JSON", "error": "Bad Request"})
     problems = contract_problems(body)
     if problems:
         return Reply(400, {"statusCode": 400, "message": problems, "error": "Bad Request"})
@@ -89,9 +87,7 @@ def vambe_fake():
 
 @pytest.fixture
 def external_app(database_url, vambe_fake):
-    app = build_app(
-        database_url, VAMBE_API_KEY=API_KEY, VAMBE_API_BASE_URL=f"http://127.0.0.1:{vambe_fake.port}"
-    )
+    app = build_app(database_url, VAMBE_API_KEY=API_KEY, VAMBE_API_BASE_URL=f"http://127.0.0.1:{vambe_fake.port}")
     yield app
     app.extensions["vambe_client"].session.close()
     with app.app_context():
@@ -175,9 +171,7 @@ def test_the_app_is_not_in_sandbox_mode(external_app, vambe_fake):
 @pytest.mark.parametrize("pause", [True, False], ids=["pause", "no-pause"])
 @pytest.mark.parametrize("quote", [False, True], ids=["no-quote", "quote"])
 @pytest.mark.parametrize("target", ["contact_id", "phone"])
-def test_the_form_sends_exactly_the_contract_body(
-    external_app, vambe_fake, agent, target, quote, pause, numbers
-):
+def test_the_form_sends_exactly_the_contract_body(external_app, vambe_fake, agent, target, quote, pause, numbers):
     ids = setup_conversation(external_app, target=target, numbers=2 if numbers == "two-numbers-chosen" else 1)
     text = "Hola María, sí tenemos la talla M ✅"
 
@@ -241,9 +235,7 @@ def test_phone_target_with_two_numbers_and_no_choice_sends_from_the_conversation
     }
 
 
-def test_contact_id_target_with_two_numbers_and_no_choice_sends_no_from_number(
-    external_app, vambe_fake, agent
-):
+def test_contact_id_target_with_two_numbers_and_no_choice_sends_no_from_number(external_app, vambe_fake, agent):
     ids = setup_conversation(external_app, target="contact_id", numbers=2)
 
     response = post_reply(agent, ids["conversation_id"], message="Hola", pause=False)

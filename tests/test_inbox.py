@@ -80,7 +80,9 @@ def test_unknown_conversation_is_404(client, agent):
 def test_composer_has_its_accessible_controls(app, client, agent):
     html = client.get(f"/conversations/{make_conversation(app)}").get_data(as_text=True)
     assert re.search(r'<label for="message">Message</label>', html)
-    assert re.search(r'<input checked id="pause_assistant" name="pause_assistant" type="checkbox" value="y"> Pause assistant', html)
+    assert re.search(
+        r'<input checked id="pause_assistant" name="pause_assistant" type="checkbox" value="y"> Pause assistant', html
+    )
     assert ">Send</button>" in html
 
 
@@ -190,7 +192,9 @@ def test_quote_of_a_message_from_another_conversation_is_ignored_on_the_page_and
 
 def test_unchecked_pause_is_sent_as_false_and_does_not_pause(app, auth, agent):
     conversation_id = make_conversation(app)
-    auth.client.post(f"/conversations/{conversation_id}/messages", data=send_form(auth, conversation_id, pause_assistant=None))
+    auth.client.post(
+        f"/conversations/{conversation_id}/messages", data=send_form(auth, conversation_id, pause_assistant=None)
+    )
     sent = messages_of(app, conversation_id)[-1]
     assert sent.pause_assistant is False
     html = auth.client.get(f"/conversations/{conversation_id}").get_data(as_text=True)
@@ -216,7 +220,9 @@ def test_business_number_choice_appears_only_with_several_numbers(app, client, a
 def test_the_api_key_never_reaches_a_page(app, auth, agent):
     conversation_id = make_conversation(app)
     key = app.config["VAMBE_API_KEY"]
-    pages = [auth.client.get(path).get_data(as_text=True) for path in ("/", f"/conversations/{conversation_id}", "/nope")]
+    pages = [
+        auth.client.get(path).get_data(as_text=True) for path in ("/", f"/conversations/{conversation_id}", "/nope")
+    ]
     pages.append(
         auth.client.post(
             f"/conversations/{conversation_id}/messages", data=send_form(auth, conversation_id), headers=PARTIAL

@@ -14,9 +14,7 @@ T0 = datetime(2025, 3, 1, 12, 0, 0, tzinfo=UTC)
 NOW = T0 + timedelta(days=1)
 
 
-def contact(
-    *, vambe_contact_id: str | None = "generate", phone: str | None = None, name: str = ""
-) -> ContactRef:
+def contact(*, vambe_contact_id: str | None = "generate", phone: str | None = None, name: str = "") -> ContactRef:
     return ContactRef(
         vambe_contact_id=str(uuid.uuid4()) if vambe_contact_id == "generate" else vambe_contact_id,
         phone=phone,

@@ -64,12 +64,12 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def container_environment(database_url: str, **settings: str) -> dict[str, str]:
+def container_environment(database_url: str, home: Path, **settings: str) -> dict[str, str]:
     """A clean environment like the container's: no Vambe key (sandbox), only what is set here."""
     env = {
         "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '/usr/bin:/bin')}",
         # gunicorn (>= 23) puts its control socket under $HOME: one HOME per test keeps servers apart.
-        "HOME": settings.pop("HOME", os.environ.get("HOME", "/tmp")),
+        "HOME": str(home),
         "LANG": "C.UTF-8",
         "PYTHONUNBUFFERED": "1",
         "PYTHONDONTWRITEBYTECODE": "1",
@@ -97,7 +97,7 @@ class Container:
     def flask(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
         """``flask --app wsgi ARGS`` with the container's environment, as an operator would run it."""
         return subprocess.run(  # noqa: S603  (fixed argument list, no shell)
-            ["flask", "--app", "wsgi", *args],
+            [str(VENV_BIN / "flask"), "--app", "wsgi", *args],
             cwd=PROJECT_ROOT,
             env=self.env,
             input=stdin,
@@ -149,7 +149,7 @@ def running_container(tmp_path: Path, database_url: str, **settings: str) -> Ite
     port = free_port()
     home = tmp_path / f"home-{port}"
     home.mkdir()
-    env = container_environment(database_url, HANDOFF_BIND=f"127.0.0.1:{port}", HOME=str(home), **settings)
+    env = container_environment(database_url, home, HANDOFF_BIND=f"127.0.0.1:{port}", **settings)
     log_path = tmp_path / f"gunicorn-{port}.log"
     with open(log_path, "wb") as log_file:
         process = subprocess.Popen(  # noqa: S603
@@ -280,7 +280,9 @@ def signed_headers(secret: str, body: bytes, when) -> dict[str, str]:
 
 # --- a) Start-up exactly as the container does ------------------------------------------------------
 
-ACCESS_LINE = re.compile(r'"(?P<request>[A-Z]+ \S+ HTTP/[\d.]+)" (?P<status>\d{3}) \S+ (?P<ms>\d+)ms request_id=(?P<rid>\S*)')
+ACCESS_LINE = re.compile(
+    r'"(?P<request>[A-Z]+ \S+ HTTP/[\d.]+)" (?P<status>\d{3}) \S+ (?P<ms>\d+)ms request_id=(?P<rid>\S*)'
+)
 
 
 def access_lines(log: str) -> list[re.Match]:
@@ -293,14 +295,19 @@ def test_container_start_up_migrates_serves_a_send_and_stops_gracefully(postgres
     password = "pw-" + secrets.token_hex(12)
     email = "agent@handoff.example"
     with fresh_postgres_database(postgres_admin) as (_, database_url):
-        with running_container(
-            tmp_path,
-            database_url,
-            SECRET_KEY=secret_key,
-            VAMBE_WEBHOOK_SECRET=webhook_secret,
-            GUNICORN_WORKERS="2",
-        ) as server, requests.Session() as browser:
-            health = browser.get(server.url("/healthz"), timeout=HTTP_TIMEOUT, headers={"X-Request-ID": "probe-health-1"})
+        with (
+            running_container(
+                tmp_path,
+                database_url,
+                SECRET_KEY=secret_key,
+                VAMBE_WEBHOOK_SECRET=webhook_secret,
+                GUNICORN_WORKERS="2",
+            ) as server,
+            requests.Session() as browser,
+        ):
+            health = browser.get(
+                server.url("/healthz"), timeout=HTTP_TIMEOUT, headers={"X-Request-ID": "probe-health-1"}
+            )
             assert health.status_code == 200
             assert health.json() == {"status": "ok"}
             assert health.headers["X-Request-ID"] == "probe-health-1"
@@ -478,10 +485,10 @@ def test_a_real_installation_with_a_weak_secret_key_refuses_to_build(tmp_path, w
 def test_the_cli_refuses_a_missing_secret_key_with_a_message_not_a_traceback(tmp_path):
     api_key = "vk-live-" + secrets.token_hex(12)
     db_password = "dbpw-" + secrets.token_hex(8)
-    env = container_environment(f"postgresql://handoff:{db_password}@127.0.0.1:1/handoff")
+    env = container_environment(f"postgresql://handoff:{db_password}@127.0.0.1:1/handoff", tmp_path)
     env["VAMBE_API_KEY"] = api_key  # a real installation, and no SECRET_KEY
     result = subprocess.run(  # noqa: S603
-        ["flask", "--app", "wsgi", "routes"],
+        [str(VENV_BIN / "flask"), "--app", "wsgi", "routes"],
         cwd=PROJECT_ROOT,
         env=env,
         capture_output=True,
@@ -566,7 +573,9 @@ def test_a_database_error_mid_request_still_gets_the_error_page_and_a_request_id
 
     @app.get("/_probe/db-error")
     def probe_db_error():
-        db.session.add(User(email=email, name="twin", password_hash="x", role="agent", active=True, created_at=utcnow()))
+        db.session.add(
+            User(email=email, name="twin", password_hash="x", role="agent", active=True, created_at=utcnow())
+        )
         db.session.flush()  # the email is taken: IntegrityError
         return "unreachable"
 
@@ -743,7 +752,9 @@ def sending_message(conversation, agent_id: int, *, age: timedelta, body: str) -
 
 def outcomes(app, *ids: int) -> list[tuple[str, str | None]]:
     with app.app_context():
-        found = {m.id: (m.outcome, m.outcome_reason) for m in db.session.scalars(select(Message).where(Message.id.in_(ids)))}
+        found = {
+            m.id: (m.outcome, m.outcome_reason) for m in db.session.scalars(select(Message).where(Message.id.in_(ids)))
+        }
         return [found[i] for i in ids]
 
 

@@ -25,9 +25,7 @@ def make_reply(app, shortcut: str = "saludo", body: str = "¡Hola! ¿En qué te 
 
 def stored(app) -> list[tuple[str, str]]:
     with app.app_context():
-        return [
-            (r.shortcut, r.body) for r in db.session.scalars(select(QuickReply).order_by(QuickReply.shortcut))
-        ]
+        return [(r.shortcut, r.body) for r in db.session.scalars(select(QuickReply).order_by(QuickReply.shortcut))]
 
 
 @pytest.fixture
@@ -41,9 +39,7 @@ def post(auth, path: str, **data):
 
 def error_text(html: str) -> str:
     return " ".join(
-        htmllib.unescape(
-            " ".join(re.findall(r'<small class="field-error"[^>]*>(.*?)</small>', html, re.S))
-        ).split()
+        htmllib.unescape(" ".join(re.findall(r'<small class="field-error"[^>]*>(.*?)</small>', html, re.S))).split()
     )
 
 
@@ -87,9 +83,7 @@ def test_anonymous_is_sent_to_login(app, client, method, path):
         token = re.search(
             r'name="csrf_token" type="hidden" value="([^"]+)"', client.get("/login").get_data(as_text=True)
         )
-        response = client.post(
-            path, data={"csrf_token": token.group(1), "shortcut": "hacked", "body": "Texto"}
-        )
+        response = client.post(path, data={"csrf_token": token.group(1), "shortcut": "hacked", "body": "Texto"})
         assert response.status_code == 302
         assert response.headers["Location"].startswith("/login")
     assert stored(app) == [("saludo", "¡Hola! ¿En qué te puedo ayudar?")]
@@ -137,9 +131,7 @@ def test_a_lead_edits_a_quick_reply(app, auth, lead):
     assert re.search(r'<input[^>]*name="shortcut"[^>]*value="saludo"', form)
     assert "¡Hola! ¿En qué te puedo ayudar?</textarea>" in form
 
-    response = post(
-        auth, f"/quick-replies/{reply_id}", shortcut="bienvenida", body="¡Bienvenido a la tienda!"
-    )
+    response = post(auth, f"/quick-replies/{reply_id}", shortcut="bienvenida", body="¡Bienvenido a la tienda!")
 
     assert response.status_code == 303
     assert stored(app) == [("bienvenida", "¡Bienvenido a la tienda!")]
@@ -147,9 +139,7 @@ def test_a_lead_edits_a_quick_reply(app, auth, lead):
 
 def test_saving_an_edit_with_the_same_shortcut_is_not_a_duplicate(app, auth, lead):
     reply_id = make_reply(app)
-    assert (
-        post(auth, f"/quick-replies/{reply_id}", shortcut="saludo", body="Hola de nuevo").status_code == 303
-    )
+    assert post(auth, f"/quick-replies/{reply_id}", shortcut="saludo", body="Hola de nuevo").status_code == 303
     assert stored(app) == [("saludo", "Hola de nuevo")]
 
 
@@ -231,9 +221,7 @@ def test_renaming_onto_another_shortcut_is_refused(app, auth, lead):
     assert stored(app) == [("despedida", "Chao"), ("saludo", "Hola")]
 
 
-@pytest.mark.parametrize(
-    "body", ["", "   ", "\r\n\r\n", "x" * 4097], ids=["empty", "spaces", "newlines", "4097"]
-)
+@pytest.mark.parametrize("body", ["", "   ", "\r\n\r\n", "x" * 4097], ids=["empty", "spaces", "newlines", "4097"])
 def test_an_empty_or_too_long_body_is_refused(app, auth, lead, body):
     response = post(auth, "/quick-replies", shortcut="texto", body=body)
     assert response.status_code == 422
@@ -259,9 +247,7 @@ def test_without_a_csrf_token_nothing_is_saved(app, auth, lead):
 def quick_reply_options(html: str) -> list[tuple[str, str]]:
     listbox = re.search(r'<ul id="quick-replies"[^>]*role="listbox"[^>]*>(.*?)</ul>', html, re.S)
     assert listbox, "the composer has no #quick-replies listbox"
-    options = re.findall(
-        r'<li role="option"[^>]*data-shortcut="([^"]*)" data-body="([^"]*)"', listbox.group(1)
-    )
+    options = re.findall(r'<li role="option"[^>]*data-shortcut="([^"]*)" data-body="([^"]*)"', listbox.group(1))
     return [(htmllib.unescape(shortcut), htmllib.unescape(body)) for shortcut, body in options]
 
 

@@ -86,9 +86,7 @@ def is_paused(contact_id: str) -> bool:
 
 def inbound_id_of(contact_id: str) -> str:
     return db.session.scalar(
-        select(SandboxMessage.id).where(
-            SandboxMessage.contact_id == contact_id, SandboxMessage.direction == "INBOUND"
-        )
+        select(SandboxMessage.id).where(SandboxMessage.contact_id == contact_id, SandboxMessage.direction == "INBOUND")
     )
 
 
@@ -127,12 +125,8 @@ def reasons(body: dict) -> str:
 
 MALFORMED = [
     pytest.param(lambda cid: {"contact_id": cid}, "message must be a string", id="missing-message"),
-    pytest.param(
-        lambda cid: {"message": "", "contact_id": cid}, "message should not be empty", id="empty-message"
-    ),
-    pytest.param(
-        lambda cid: {"message": 42, "contact_id": cid}, "message must be a string", id="message-not-a-string"
-    ),
+    pytest.param(lambda cid: {"message": "", "contact_id": cid}, "message should not be empty", id="empty-message"),
+    pytest.param(lambda cid: {"message": 42, "contact_id": cid}, "message must be a string", id="message-not-a-string"),
     pytest.param(lambda cid: {"message": "x" * 4097, "contact_id": cid}, "4096", id="message-too-long"),
     pytest.param(
         lambda cid: {"message": "Hola", "contact_id": "12345"},
@@ -269,9 +263,7 @@ def test_pause_assistant_false_leaves_the_assistant_running(app_ctx, vambe):
     conversation = factories.make_sandbox_conversation()
     contact_id = conversation.vambe_contact_id
 
-    vambe.send_session_message(
-        SessionMessage(message="Solo un dato", pause_assistant=False, contact_id=contact_id)
-    )
+    vambe.send_session_message(SessionMessage(message="Solo un dato", pause_assistant=False, contact_id=contact_id))
 
     assert [m.body for m in outbound_messages(contact_id)] == ["Solo un dato"]
     assert is_paused(contact_id) is False
@@ -294,9 +286,7 @@ def test_a_send_by_phone_reaches_the_contact(app_ctx, vambe):
         select(SandboxContact.id).where(SandboxContact.phone == conversation.phone.lstrip("+"))
     )
 
-    vambe.send_session_message(
-        SessionMessage(message="Por teléfono", pause_assistant=True, phone=conversation.phone)
-    )
+    vambe.send_session_message(SessionMessage(message="Por teléfono", pause_assistant=True, phone=conversation.phone))
 
     assert conversation.vambe_contact_id is None
     assert [m.body for m in outbound_messages(contact_id)] == ["Por teléfono"]
@@ -312,9 +302,7 @@ def test_outside_the_window_whatsapp_refuses_with_re_engagement_error(app_ctx, v
     contact_id = conversation.vambe_contact_id
 
     with pytest.raises(VambeRejected) as caught:
-        vambe.send_session_message(
-            SessionMessage(message="¿Sigues ahí?", pause_assistant=True, contact_id=contact_id)
-        )
+        vambe.send_session_message(SessionMessage(message="¿Sigues ahí?", pause_assistant=True, contact_id=contact_id))
 
     assert "#131047" in caught.value.agent_message
     assert caught.value.status == 400
@@ -325,23 +313,17 @@ def test_outside_the_window_whatsapp_refuses_with_re_engagement_error(app_ctx, v
 def test_the_window_is_measured_from_the_last_inbound_message_only(app_ctx, vambe):
     conversation = factories.make_sandbox_conversation(last_inbound_ago=timedelta(hours=25))
     contact_id = conversation.vambe_contact_id
-    add_sandbox_message(
-        contact_id, utcnow() - timedelta(minutes=1), direction="OUTBOUND", body="Soy el asistente"
-    )
+    add_sandbox_message(contact_id, utcnow() - timedelta(minutes=1), direction="OUTBOUND", body="Soy el asistente")
 
     with pytest.raises(VambeRejected, match="131047"):
-        vambe.send_session_message(
-            SessionMessage(message="Hola", pause_assistant=True, contact_id=contact_id)
-        )
+        vambe.send_session_message(SessionMessage(message="Hola", pause_assistant=True, contact_id=contact_id))
 
 
 def test_unknown_contact_id_is_404(app_ctx, vambe):
     factories.make_sandbox_conversation()
 
     with pytest.raises(VambeNotFound) as caught:
-        vambe.send_session_message(
-            SessionMessage(message="Hola", pause_assistant=True, contact_id=str(uuid.uuid4()))
-        )
+        vambe.send_session_message(SessionMessage(message="Hola", pause_assistant=True, contact_id=str(uuid.uuid4())))
 
     assert caught.value.status == 404
     assert outbound_messages() == []
@@ -362,17 +344,13 @@ def test_from_phone_number_must_be_a_number_of_the_account(app_ctx, vambe):
 
     with pytest.raises(VambeRejected) as caught:
         vambe.send_session_message(
-            SessionMessage(
-                message="Hola", pause_assistant=True, contact_id=contact_id, from_phone_number="56999999999"
-            )
+            SessionMessage(message="Hola", pause_assistant=True, contact_id=contact_id, from_phone_number="56999999999")
         )
     assert "from_phone_number" in caught.value.agent_message
     assert outbound_messages() == []
 
     vambe.send_session_message(
-        SessionMessage(
-            message="Hola", pause_assistant=True, contact_id=contact_id, from_phone_number="+56211111111"
-        )
+        SessionMessage(message="Hola", pause_assistant=True, contact_id=contact_id, from_phone_number="+56211111111")
     )
     assert len(outbound_messages(contact_id)) == 1
 
@@ -382,16 +360,12 @@ def test_phone_target_with_two_channels_needs_from_phone_number(app_ctx, vambe):
     conversation = factories.make_sandbox_conversation(known_to_handoff_by_id=False)
 
     with pytest.raises(VambeRejected) as caught:
-        vambe.send_session_message(
-            SessionMessage(message="Hola", pause_assistant=True, phone=conversation.phone)
-        )
+        vambe.send_session_message(SessionMessage(message="Hola", pause_assistant=True, phone=conversation.phone))
     assert "from_phone_number" in caught.value.agent_message
     assert outbound_messages() == []
 
     vambe.send_session_message(
-        SessionMessage(
-            message="Hola", pause_assistant=True, phone=conversation.phone, from_phone_number="56222222222"
-        )
+        SessionMessage(message="Hola", pause_assistant=True, phone=conversation.phone, from_phone_number="56222222222")
     )
     assert len(outbound_messages()) == 1
 
@@ -415,9 +389,7 @@ def test_reply_message_id_must_belong_to_the_contact(app_ctx, vambe):
     for foreign in (inbound_id_of(theirs.vambe_contact_id), str(uuid.uuid4())):
         with pytest.raises(VambeRejected) as caught:
             vambe.send_session_message(
-                SessionMessage(
-                    message="Citando", pause_assistant=True, contact_id=contact_id, reply_message_id=foreign
-                )
+                SessionMessage(message="Citando", pause_assistant=True, contact_id=contact_id, reply_message_id=foreign)
             )
         assert "reply_message_id" in caught.value.agent_message
     assert outbound_messages() == []
@@ -493,14 +465,10 @@ def test_history_pages_by_20_in_chronological_order(app_ctx, vambe):
     moments = [start + timedelta(minutes=i) for i in range(44)]
     random.Random(7).shuffle(moments)  # inserted out of order
     for i, moment in enumerate(moments):
-        add_sandbox_message(
-            contact_id, moment, direction="OUTBOUND" if i % 3 == 0 else "INBOUND", body=f"m{i}"
-        )
+        add_sandbox_message(contact_id, moment, direction="OUTBOUND" if i % 3 == 0 else "INBOUND", body=f"m{i}")
     expected = list(
         db.session.scalars(
-            select(SandboxMessage.id)
-            .where(SandboxMessage.contact_id == contact_id)
-            .order_by(SandboxMessage.created_at)
+            select(SandboxMessage.id).where(SandboxMessage.contact_id == contact_id).order_by(SandboxMessage.created_at)
         )
     )
     assert len(expected) == 45
@@ -519,9 +487,7 @@ def test_history_pages_by_20_in_chronological_order(app_ctx, vambe):
 def test_history_returns_the_documented_fields(app_ctx, client, vambe):
     conversation = factories.make_sandbox_conversation()
     contact_id = conversation.vambe_contact_id
-    vambe.send_session_message(
-        SessionMessage(message="Respuesta", pause_assistant=True, contact_id=contact_id)
-    )
+    vambe.send_session_message(SessionMessage(message="Respuesta", pause_assistant=True, contact_id=contact_id))
 
     response = client.get(f"{API}/contact/v2/{contact_id}/messages?page=1", headers=key_header(app_ctx))
 
@@ -609,9 +575,7 @@ def test_contacts_count_messages_in_both_directions(app_ctx, vambe):
     [contact] = vambe.list_contacts(1)
 
     assert contact["id"] == contact_id
-    assert datetime.fromisoformat(contact["last_message_at"].replace("Z", "+00:00")) == reply_at.astimezone(
-        UTC
-    )
+    assert datetime.fromisoformat(contact["last_message_at"].replace("Z", "+00:00")) == reply_at.astimezone(UTC)
 
 
 def test_contacts_with_invalid_days_through_the_client(app_ctx, vambe):
@@ -627,9 +591,7 @@ def test_contact_info_includes_the_last_message_content(app_ctx, client, vambe):
     url = f"{API}/contact/{contact_id}/info"
 
     before = client.get(url, headers=key_header(app_ctx)).get_json()
-    vambe.send_session_message(
-        SessionMessage(message="Ya lo reviso", pause_assistant=True, contact_id=contact_id)
-    )
+    vambe.send_session_message(SessionMessage(message="Ya lo reviso", pause_assistant=True, contact_id=contact_id))
     after = client.get(url, headers=key_header(app_ctx)).get_json()
 
     assert CONTACT_FIELDS | {"last_message_content"} <= set(before)
@@ -691,9 +653,7 @@ def test_the_sandbox_is_not_registered_when_a_vambe_key_is_set(database_url):
             == 404
         )
         assert (
-            real.extensions["vambe_client"]
-            .session.get_adapter(real.extensions["vambe_client"].base_url)
-            .__class__
+            real.extensions["vambe_client"].session.get_adapter(real.extensions["vambe_client"].base_url).__class__
             is not SandboxTransport
         )
     finally:

@@ -86,10 +86,7 @@ class TestCustomerSays:
         ]
         assert messages[0].provider_message_id == said.id
         assert messages[0].outcome == Outcome.RECEIVED
-        assert (
-            db.session.scalar(select(func.count(Message.id)).where(Message.provider_message_id == said.id))
-            == 1
-        )
+        assert db.session.scalar(select(func.count(Message.id)).where(Message.provider_message_id == said.id)) == 1
         deliveries = db.session.scalars(select(WebhookDelivery).order_by(WebhookDelivery.id)).all()
         assert [(d.event, d.state, d.authenticated_by) for d in deliveries] == [
             ("message.received", DeliveryState.PROCESSED, "signature"),
@@ -174,9 +171,7 @@ class TestCustomerSays:
         refused = send_reply(
             conversation,
             factories.make_user(),
-            Reply(
-                text="¿Sigues interesado?", idempotency_key=uuid.uuid4().hex, confirmed_outside_window=True
-            ),
+            Reply(text="¿Sigues interesado?", idempotency_key=uuid.uuid4().hex, confirmed_outside_window=True),
             client=app_ctx.extensions["vambe_client"],
             now=utcnow(),
             warning=app_ctx.config["WINDOW_WARNING"],
@@ -255,9 +250,7 @@ class TestSimulateCustomerPage:
         ]
         # The redirect lands on the same customer, ready for the next line.
         follow = client.get(response.headers["Location"]).get_data(as_text=True)
-        assert re.search(
-            rf'<option selected value="{contact_id}"|<option value="{contact_id}" selected', follow
-        )
+        assert re.search(rf'<option selected value="{contact_id}"|<option value="{contact_id}" selected', follow)
 
     def test_a_new_customer_writes_and_gets_a_conversation(self, app, client, agent):
         with app.app_context():
@@ -305,9 +298,7 @@ class TestSimulateCustomerPage:
         html = response.get_data(as_text=True)
         assert "is not a phone number" in html
         assert "Delivered to Handoff." not in html
-        assert re.search(
-            r"<textarea[^>]*>\s*Hola</textarea>", html
-        )  # the customer's text is kept for a retry
+        assert re.search(r"<textarea[^>]*>\s*Hola</textarea>", html)  # the customer's text is kept for a retry
         with app.app_context():
             assert (count(SandboxContact), count(WebhookDelivery), count(Message)) == (0, 0, 0)
             db.session.remove()

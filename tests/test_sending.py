@@ -106,9 +106,7 @@ def new_key() -> str:
     return uuid.uuid4().hex
 
 
-def send(
-    conversation, agent, client, *, now=NOW, text=TEXT, idempotency_key="generate", **reply_fields
-) -> Message:
+def send(conversation, agent, client, *, now=NOW, text=TEXT, idempotency_key="generate", **reply_fields) -> Message:
     key = new_key() if idempotency_key == "generate" else idempotency_key
     reply = Reply(text=text, idempotency_key=key, **reply_fields)
     return send_reply(conversation, agent, reply, client=client, now=now, warning=WARNING)
@@ -128,9 +126,7 @@ def open_conversation(**fields):
 def outbound(conversation) -> list[Message]:
     return list(
         db.session.scalars(
-            select(Message).where(
-                Message.conversation_id == conversation.id, Message.direction == Direction.OUTBOUND
-            )
+            select(Message).where(Message.conversation_id == conversation.id, Message.direction == Direction.OUTBOUND)
         )
     )
 
@@ -285,9 +281,7 @@ class TestOutcomes:
         assert len(client.sent) == 1
 
     def test_no_answer_is_unknown_with_its_reason(self, agent):
-        error = VambeNoAnswer(
-            "Vambe did not answer within 10 seconds. The message may not have been delivered."
-        )
+        error = VambeNoAnswer("Vambe did not answer within 10 seconds. The message may not have been delivered.")
         conversation, client = open_conversation(), RaisingClient(error)
 
         message = send(conversation, agent, client)
@@ -326,9 +320,7 @@ class TestIdempotency:
         assert len(vambe.sent) == 1
         assert len(outbound(conversation)) == 1
 
-    @pytest.mark.parametrize(
-        "error", [FAILED_ERRORS[4], VambeNoAnswer("no answer"), RuntimeError()], ids=error_id
-    )
+    @pytest.mark.parametrize("error", [FAILED_ERRORS[4], VambeNoAnswer("no answer"), RuntimeError()], ids=error_id)
     def test_a_send_that_did_not_succeed_is_not_resent_under_the_same_key(self, agent, error):
         conversation, key, client = open_conversation(), new_key(), RaisingClient(error)
 

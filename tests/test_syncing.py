@@ -179,16 +179,10 @@ def vambe(fake):
 
 def history_requests(fake, contact_id: str) -> list[int]:
     """The page numbers the fake was asked for, in order, for one contact."""
-    return [
-        int(r.query["page"][0])
-        for r in fake.requests
-        if r.path == f"/api/public/contact/v2/{contact_id}/messages"
-    ]
+    return [int(r.query["page"][0]) for r in fake.requests if r.path == f"/api/public/contact/v2/{contact_id}/messages"]
 
 
-def sync(
-    vambe, contact: ContactRef, *, days: int = 7, now: datetime | None = None
-) -> tuple[SyncReport, list[float]]:
+def sync(vambe, contact: ContactRef, *, days: int = 7, now: datetime | None = None) -> tuple[SyncReport, list[float]]:
     now = now or utcnow()
     report, waited = SyncReport(), []
     sync_contact(vambe, contact, since=now - timedelta(days=days), now=now, report=report, wait=waited.append)
@@ -222,9 +216,7 @@ def a_thread(account: FakeAccount, contact_id: str, start: datetime) -> list[dic
         ("OUTBOUND", "Entre 2 y 4 días hábiles."),
         ("INBOUND", "Perfecto, gracias"),
     ]
-    return [
-        account.say(contact_id, d, body, start + timedelta(minutes=n)) for n, (d, body) in enumerate(lines)
-    ]
+    return [account.say(contact_id, d, body, start + timedelta(minutes=n)) for n, (d, body) in enumerate(lines)]
 
 
 # --- the first sync and the next ---------------------------------------------------------------------
@@ -274,9 +266,7 @@ class TestHistory:
         assert waited == []
         assert [(m.id, m.provider_message_id, m.author, m.outcome) for m in stored()] == first
 
-    def test_outbound_history_after_handoff_paused_the_assistant_is_another_tools(
-        self, app_ctx, account, fake, vambe
-    ):
+    def test_outbound_history_after_handoff_paused_the_assistant_is_another_tools(self, app_ctx, account, fake, vambe):
         contact_id = account.add_contact()
         start = utcnow() - timedelta(hours=2)
         account.say(contact_id, "OUTBOUND", "Mensaje del bot", start)
@@ -347,9 +337,7 @@ class TestHistory:
 
         report, now = SyncReport(), utcnow()
         for contact in contacts:
-            sync_contact(
-                vambe, contact, since=now - timedelta(days=7), now=now, report=report, wait=[].append
-            )
+            sync_contact(vambe, contact, since=now - timedelta(days=7), now=now, report=report, wait=[].append)
 
         assert report.contacts == 2
         assert report.skipped == {"contact no longer exists in Vambe": 1}
@@ -523,9 +511,7 @@ class TestOwnSendOutcomes:
 @pytest.fixture
 def install(database_url, fake):
     """A non-sandbox installation whose Vambe is the loopback fake."""
-    app = build_app(
-        database_url, VAMBE_API_KEY=API_KEY, VAMBE_API_BASE_URL=fake.url, VAMBE_WEBHOOK_SECRET="s"
-    )
+    app = build_app(database_url, VAMBE_API_KEY=API_KEY, VAMBE_API_BASE_URL=fake.url, VAMBE_WEBHOOK_SECRET="s")
     yield app
     app.extensions["vambe_client"].session.close()
     with app.app_context():
@@ -627,9 +613,7 @@ def test_the_refresh_button_brings_in_a_message_only_vambe_has(app, client, auth
     assert full.headers["Location"].endswith(f"/conversations/{conversation_id}")
     with app.app_context():
         bodies = db.session.scalars(
-            select(Message.body)
-            .where(Message.conversation_id == conversation_id)
-            .order_by(Message.occurred_at)
+            select(Message.body).where(Message.conversation_id == conversation_id).order_by(Message.occurred_at)
         ).all()
         window = db.session.get(Conversation, conversation_id).last_inbound_at
         db.session.remove()

@@ -252,9 +252,7 @@ def test_201_is_accepted_with_the_provider_id_when_present(fake, vambe, reply, p
 
 
 def test_400_with_a_nestjs_string_message_shows_vambes_text(fake, vambe):
-    answer(
-        fake, Reply(400, {"statusCode": 400, "message": "contact_id must be a UUID", "error": "Bad Request"})
-    )
+    answer(fake, Reply(400, {"statusCode": 400, "message": "contact_id must be a UUID", "error": "Bad Request"}))
 
     with pytest.raises(VambeRejected) as caught:
         send(vambe, contact_id=CONTACT_ID)
@@ -328,9 +326,7 @@ def test_401_says_to_alert_an_administrator_and_never_shows_the_key(fake, vambe,
     # Even a body that echoes the key must not leak into what an agent sees.
     answer(
         fake,
-        Reply(
-            status, {"statusCode": status, "message": f"Invalid API key {API_KEY}", "error": "Unauthorized"}
-        ),
+        Reply(status, {"statusCode": status, "message": f"Invalid API key {API_KEY}", "error": "Unauthorized"}),
     )
 
     with pytest.raises(VambeUnauthorized) as caught:
@@ -527,9 +523,7 @@ def test_the_key_never_appears_in_errors_or_logs(fake, make_client, caplog):
     for error in errors:
         for text in (str(error), repr(error), error.agent_message, repr(error.args)):
             assert API_KEY not in text
-    assert any(
-        "vambe POST /api/public/whatsapp/message/session -> 201" in r.getMessage() for r in caplog.records
-    )
+    assert any("vambe POST /api/public/whatsapp/message/session -> 201" in r.getMessage() for r in caplog.records)
     formatter = logging.Formatter("%(name)s %(levelname)s %(message)s")
     for record in caplog.records:
         assert API_KEY not in formatter.format(record)
@@ -546,9 +540,7 @@ CHANNEL = {"phone_number": "56211111111", "id": 1951, "name": "Test", "client_id
 def test_list_whatsapp_channels_accepts_a_single_object(fake, vambe):
     fake.responder = routes({("GET", "/api/public/channels/whatsapp"): Reply(200, CHANNEL)})
 
-    assert vambe.list_whatsapp_channels() == [
-        Channel(vambe_channel_id="1951", phone_number="56211111111", name="Test")
-    ]
+    assert vambe.list_whatsapp_channels() == [Channel(vambe_channel_id="1951", phone_number="56211111111", name="Test")]
     [request] = fake.wait_for_requests(1)
     assert request.method == "GET"
     assert request.headers["x-api-key"] == API_KEY
@@ -694,11 +686,7 @@ def test_list_contacts_with_a_body_that_is_not_json(fake, vambe):
 
 def test_list_contacts_rejected(fake, vambe):
     fake.responder = routes(
-        {
-            ("GET", "/api/public/contacts"): Reply(
-                400, {"statusCode": 400, "message": "days must be between 1 and 365"}
-            )
-        }
+        {("GET", "/api/public/contacts"): Reply(400, {"statusCode": 400, "message": "days must be between 1 and 365"})}
     )
 
     with pytest.raises(VambeRejected) as caught:

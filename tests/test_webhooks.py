@@ -116,9 +116,7 @@ def shape_b(
 
 def post_signed(client, app, payload, *, timestamp: str | None = None):
     body = encode(payload)
-    return client.post(
-        URL, data=body, headers=signed_headers(app.config["VAMBE_WEBHOOK_SECRET"], body, timestamp)
-    )
+    return client.post(URL, data=body, headers=signed_headers(app.config["VAMBE_WEBHOOK_SECRET"], body, timestamp))
 
 
 def post_with_token(client, app, payload):
@@ -210,9 +208,7 @@ def delivery_count(app) -> int:
 def conversation_of(app, vambe_contact_id: str) -> Conversation | None:
     """A detached snapshot of the conversation (its columns are loaded)."""
     with app.app_context():
-        conversation = db.session.scalar(
-            select(Conversation).where(Conversation.vambe_contact_id == vambe_contact_id)
-        )
+        conversation = db.session.scalar(select(Conversation).where(Conversation.vambe_contact_id == vambe_contact_id))
         if conversation is not None:
             db.session.expunge(conversation)
         db.session.remove()
@@ -263,9 +259,7 @@ class TestAuthentication:
             ' "message_id": "raw-1"} }'
         ).encode()
 
-        response = client.post(
-            URL, data=body, headers=signed_headers(app.config["VAMBE_WEBHOOK_SECRET"], body)
-        )
+        response = client.post(URL, data=body, headers=signed_headers(app.config["VAMBE_WEBHOOK_SECRET"], body))
 
         assert response.status_code == 200, response.get_data(as_text=True)
         [delivery] = deliveries(app)
@@ -430,9 +424,7 @@ class TestBodySize:
         body = encode(payload)
         assert len(body) == MAX_BODY
 
-        response = client.post(
-            URL, data=body, headers=signed_headers(app.config["VAMBE_WEBHOOK_SECRET"], body)
-        )
+        response = client.post(URL, data=body, headers=signed_headers(app.config["VAMBE_WEBHOOK_SECRET"], body))
 
         assert response.status_code == 200
         assert [len(m.body) for m in messages(app)] == [len(payload["data"]["message_body"])]
@@ -588,9 +580,7 @@ class TestUnprocessable:
         ],
     )
     def test_is_answered_200_stored_verbatim_and_failed_with_a_reason(self, app, client, body, reason):
-        response = client.post(
-            URL, data=body, headers=signed_headers(app.config["VAMBE_WEBHOOK_SECRET"], body)
-        )
+        response = client.post(URL, data=body, headers=signed_headers(app.config["VAMBE_WEBHOOK_SECRET"], body))
 
         assert response.status_code == 200
         [delivery] = deliveries(app)
@@ -621,9 +611,7 @@ class TestRepeatsAndOrder:
 
     def test_the_same_message_in_both_shapes_is_stored_once(self, app, client):
         contact = new_contact_id()
-        post_signed(
-            client, app, shape_a("message.received", contact_id=contact, body="Hola", message_id="same-id")
-        )
+        post_signed(client, app, shape_a("message.received", contact_id=contact, body="Hola", message_id="same-id"))
         post_with_token(
             client,
             app,
@@ -748,9 +736,7 @@ class TestOutboundAttribution:
         post_signed(
             client,
             live_app,
-            shape_a(
-                "message.sent", contact_id=contact, body="Soy el asistente virtual 🤖", message_id="ai-1"
-            ),
+            shape_a("message.sent", contact_id=contact, body="Soy el asistente virtual 🤖", message_id="ai-1"),
         )
 
         [other] = messages(live_app, Message.provider_message_id == "ai-1")
@@ -768,9 +754,7 @@ class TestOutboundAttribution:
             shape_a("message.sent", contact_id=contact, body="Encuesta de satisfacción", message_id="t-1"),
         )
         # The agent's own echo, arriving later, is still recognised as the agent's.
-        post_signed(
-            client, live_app, shape_a("message.sent", contact_id=contact, body=text, message_id="own-echo")
-        )
+        post_signed(client, live_app, shape_a("message.sent", contact_id=contact, body=text, message_id="own-echo"))
 
         [other] = messages(live_app, Message.provider_message_id == "t-1")
         assert other.author == Author.OTHER_TOOL
@@ -848,13 +832,9 @@ def replay(app, *args: str):
 class TestReplay:
     def test_replaying_processed_deliveries_changes_nothing(self, app, client):
         contact = new_contact_id()
-        post_signed(
-            client, app, shape_a("message.received", contact_id=contact, body="uno", message_id="r-1")
-        )
+        post_signed(client, app, shape_a("message.received", contact_id=contact, body="uno", message_id="r-1"))
         post_signed(client, app, shape_a("message.sent", contact_id=contact, body="dos", message_id="r-2"))
-        post_signed(
-            client, app, shape_a("message.received", contact_id=contact, body="uno", message_id="r-1")
-        )
+        post_signed(client, app, shape_a("message.received", contact_id=contact, body="uno", message_id="r-1"))
         before = messages(app)
         window_before = conversation_of(app, contact).last_inbound_at
 
@@ -885,9 +865,7 @@ class TestReplay:
     def test_a_delivery_that_failed_for_a_passing_reason_is_recovered_by_replay_exactly_once(self, app):
         # As if the database had been unreachable when it arrived: stored, but failed.
         contact = new_contact_id()
-        body = json.dumps(
-            shape_a("message.received", contact_id=contact, body="¿Me ayudan?", message_id="recover-1")
-        )
+        body = json.dumps(shape_a("message.received", contact_id=contact, body="¿Me ayudan?", message_id="recover-1"))
         with app.app_context():
             db.session.add(
                 WebhookDelivery(
@@ -989,9 +967,7 @@ def fire_simultaneously(app, body: bytes, headers: dict[str, str], copies: int) 
 
 def figures_for(app, message_id: str) -> tuple[int, int, list[str]]:
     with app.app_context():
-        rows = db.session.scalar(
-            select(func.count(Message.id)).where(Message.provider_message_id == message_id)
-        )
+        rows = db.session.scalar(select(func.count(Message.id)).where(Message.provider_message_id == message_id))
         states = [d.state for d in db.session.scalars(select(WebhookDelivery).order_by(WebhookDelivery.id))]
         db.session.remove()
     return rows, len(states), states
@@ -1051,9 +1027,7 @@ class TestConcurrentDuplicates:
         with app.app_context():
             per_id = dict(
                 db.session.execute(
-                    select(Message.provider_message_id, func.count(Message.id)).group_by(
-                        Message.provider_message_id
-                    )
+                    select(Message.provider_message_id, func.count(Message.id)).group_by(Message.provider_message_id)
                 ).all()
             )
             states = [d.state for d in db.session.scalars(select(WebhookDelivery))]

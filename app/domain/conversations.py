@@ -13,6 +13,7 @@ from app.extensions import db
 from app.models import AuditEvent, BusinessNumber, Conversation, ConversationStatus, ConversationView, Message, User
 
 PAGE_SIZE = 25
+MAX_ID = 2**31 - 1  # the integer primary keys' range on PostgreSQL
 SCOPES = ("all", "mine", "unassigned")
 WINDOW_FILTERS = tuple(state.value for state in WindowState)
 SORTS = ("recent", "closing_soon")
@@ -155,9 +156,12 @@ def encode_cursor(sort_value: datetime, conversation_id: int) -> str:
 def decode_cursor(cursor: str) -> tuple[datetime, int]:
     try:
         moment, conversation_id = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        return datetime.fromisoformat(moment), int(conversation_id)
+        moment, conversation_id = datetime.fromisoformat(moment), int(conversation_id)
     except (ValueError, TypeError) as error:
         raise InvalidCursor(str(error)) from None
+    if moment.tzinfo is None or not 0 < conversation_id <= MAX_ID:
+        raise InvalidCursor("cursor out of range")
+    return moment, conversation_id
 
 
 def last_message(conversation: Conversation) -> Message | None:

@@ -113,6 +113,7 @@ class StatusForm(FlaskForm):
 
 
 class QuickReplyForm(FlaskForm):
-    shortcut = StringField("Shortcut", validators=[DataRequired(), Length(max=40)])
+    # Its length is checked after a leading "/" is stripped (app/domain/quick_replies.py).
+    shortcut = StringField("Shortcut", validators=[DataRequired()])
     body = TextAreaField("Text", validators=[DataRequired(), Length(max=4096)])
     submit = SubmitField("Save quick reply")

@@ -149,7 +149,8 @@ def render_conversation(
     settle_stuck_sends(now=utcnow(), older_than=current_app.config["STUCK_SEND_AGE"], conversation=conversation)
     numbers = conversations.business_numbers()
     form.offer_numbers(numbers, conversation)
-    if not form.seen_through.data or context.get("sent") or context.get("newer_reply"):
+    # A warning keeps what the agent had seen, so that "Send anyway" is recorded as the override it is.
+    if not form.seen_through.data or context.get("sent"):
         form.seen_through.data = str(conversations.latest_message_id(conversation) or "")
     assign_form = AssignForm(formdata=None)
     assign_form.offer_users(conversations.active_users())

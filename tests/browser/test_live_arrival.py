@@ -72,9 +72,7 @@ def wait_for_a_poll_started_now(page, live_requests: list) -> None:
     """Wait until a /live poll that starts after this call has been answered, and the next one has
     started (by then the first one's answer has been swapped in)."""
     mark = len(live_requests)
-    page.wait_for_event(
-        "requestfinished", predicate=lambda r: r in live_requests[mark:], timeout=ARRIVAL_TIMEOUT
-    )
+    page.wait_for_event("requestfinished", predicate=lambda r: r in live_requests[mark:], timeout=ARRIVAL_TIMEOUT)
     after = len(live_requests)
     page.wait_for_event("request", predicate=lambda r: r in live_requests[after:], timeout=ARRIVAL_TIMEOUT)
 
@@ -161,13 +159,9 @@ def test_customer_messages_arrive_in_the_open_conversation_without_disturbing_th
 
     with live_app.app_context():
         authors = db.session.execute(
-            select(Message.author, Message.body)
-            .where(Message.conversation_id == seeded.open_id)
-            .order_by(Message.id)
+            select(Message.author, Message.body).where(Message.conversation_id == seeded.open_id).order_by(Message.id)
         ).all()
-        ai_lines = db.session.scalar(
-            select(func.count(SandboxMessage.id)).where(SandboxMessage.sender == "assistant")
-        )
+        ai_lines = db.session.scalar(select(func.count(SandboxMessage.id)).where(SandboxMessage.sender == "assistant"))
         db.session.remove()
     assert [tuple(row) for row in authors][-4:] == [
         (Author.CUSTOMER, first),

@@ -220,9 +220,7 @@ def test_sending_after_the_window_closed_needs_confirmation_and_is_recorded(
         assert message.window_override is True
         assert message.outcome == Outcome.FAILED
         assert REENGAGEMENT in message.outcome_reason
-        overrides = db.session.scalars(
-            select(AuditEvent).where(AuditEvent.kind == AuditKind.WINDOW_OVERRIDE)
-        ).all()
+        overrides = db.session.scalars(select(AuditEvent).where(AuditEvent.kind == AuditKind.WINDOW_OVERRIDE)).all()
         assert [event.message_id for event in overrides] == [message.id]
         db.session.remove()
 
