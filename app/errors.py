@@ -4,6 +4,7 @@ from flask import Flask
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
+from app.extensions import db
 from app.htmx import render_page_or_partial
 
 
@@ -18,6 +19,8 @@ def register(app: Flask) -> None:
 
     @app.errorhandler(InternalServerError)
     def internal_error(error: InternalServerError):
+        # The failure may have left the session mid-transaction; the page itself needs the database.
+        db.session.rollback()
         return render_error(500, "Something went wrong on our side. The error has been logged.")
 
 

@@ -109,24 +109,16 @@ def send_reply(
         updated_at=now,
     )
     db.session.add(message)
-    advance_conversation(conversation.id, Direction.OUTBOUND, now)
-    if message.window_override:
-        db.session.add(override_event(message, agent, window, now))
-    if newer is not None:
-        db.session.add(
-            AuditEvent(
-                occurred_at=now,
-                kind=AuditKind.NEWER_REPLY_OVERRIDE,
-                actor=agent,
-                conversation=conversation,
-                message=message,
-                details={"newer_message_id": newer.id},
-            )
-        )
     try:
+        # The INSERT goes first: a second request with the same key (a double click) fails right here.
+        db.session.flush()
+        advance_conversation(conversation.id, Direction.OUTBOUND, now)
+        if message.window_override:
+            db.session.add(override_event(message, agent, window, now))
+        if newer is not None:
+            db.session.add(newer_reply_event(message, agent, newer, now))
         db.session.commit()
     except IntegrityError:
-        # Another request with the same key (a double click) got there first.
         db.session.rollback()
         return message_with_key(reply.idempotency_key, conversation)
 
@@ -238,6 +230,17 @@ def newer_reply(conversation: Conversation, agent: User, seen_through_message_id
         )
         .order_by(Message.id.desc())
         .limit(1)
+    )
+
+
+def newer_reply_event(message: Message, agent: User, newer: Message, now: datetime) -> AuditEvent:
+    return AuditEvent(
+        occurred_at=now,
+        kind=AuditKind.NEWER_REPLY_OVERRIDE,
+        actor=agent,
+        conversation=message.conversation,
+        message=message,
+        details={"newer_message_id": newer.id},
     )
 
 
