@@ -65,6 +65,7 @@ def configure_sqlite_connection(dbapi_connection, connection_record) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
+    from app.admin import bp as admin_bp
     from app.auth import bp as auth_bp
     from app.health import bp as health_bp
     from app.inbox import bp as inbox_bp
@@ -74,6 +75,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(auth_bp)
     app.register_blueprint(inbox_bp)
     app.register_blueprint(webhooks_bp, url_prefix="/webhooks")
+    app.register_blueprint(admin_bp, url_prefix="/admin")
     if app.config["SANDBOX_MODE"]:
         from app.sandbox import bp as sandbox_bp
 

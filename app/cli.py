@@ -30,6 +30,7 @@ sends_cli = AppGroup("sends", help="Outgoing messages.")
 DEMO_USERS = [
     ("agent@handoff.test", "Alex Agent", Role.AGENT),
     ("lead@handoff.test", "Lee Lead", Role.LEAD),
+    ("admin@handoff.test", "Ada Admin", Role.ADMIN),
 ]
 DEMO_PASSWORD = "handoff-demo"  # noqa: S105  (sandbox only; printed on purpose)
 
@@ -154,7 +155,8 @@ def demo_command(host: str, port: int) -> None:
     url = f"http://{host}:{port}/"
     click.echo(
         f"\n  Handoff (sandbox) is running at {url}\n"
-        f"  Sign in as {DEMO_USERS[0][0]} (or {DEMO_USERS[1][0]}) with the password {DEMO_PASSWORD}\n"
+        f"  Sign in as {DEMO_USERS[0][0]} (or {DEMO_USERS[1][0]}, {DEMO_USERS[2][0]}) "
+        f"with the password {DEMO_PASSWORD}\n"
         "  Windows drifted since the last run? Stop, run `.venv/bin/flask sandbox seed --reset`, start again.\n"
     )
     # Flask refuses app.run() inside its CLI; this is the same development server.

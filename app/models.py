@@ -67,6 +67,14 @@ class AuditKind(StrEnum):
     RESOLVED = "resolved"
     REOPENED = "reopened"
     NEWER_REPLY_OVERRIDE = "newer_reply_override"
+    LOGIN = "login"
+    LOGIN_FAILED = "login_failed"
+    USER_CREATED = "user_created"
+    USER_DEACTIVATED = "user_deactivated"
+    USER_REACTIVATED = "user_reactivated"
+    ROLE_CHANGED = "role_changed"
+    PASSWORD_RESET = "password_reset"
+    WEBHOOKS_REPLAYED = "webhooks_replayed"
 
 
 class User(UserMixin, db.Model):

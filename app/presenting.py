@@ -62,7 +62,7 @@ def author_label(message: Message) -> str:
 
 def filter_args(args) -> dict[str, str]:
     """The inbox's query-string filters without its page cursor, for building the next page's link."""
-    return {name: value for name, value in args.items() if name != "after"}
+    return {name: value for name, value in args.items() if name not in ("after", "before")}
 
 
 AUDIT_LABELS = {
@@ -73,6 +73,14 @@ AUDIT_LABELS = {
     AuditKind.RESOLVED: "marked it resolved",
     AuditKind.REOPENED: "reopened it",
     AuditKind.NEWER_REPLY_OVERRIDE: "sent despite a newer reply",
+    AuditKind.LOGIN: "signed in",
+    AuditKind.LOGIN_FAILED: "failed sign-in",
+    AuditKind.USER_CREATED: "created a user",
+    AuditKind.USER_DEACTIVATED: "deactivated a user",
+    AuditKind.USER_REACTIVATED: "reactivated a user",
+    AuditKind.ROLE_CHANGED: "changed a role",
+    AuditKind.PASSWORD_RESET: "reset a password",
+    AuditKind.WEBHOOKS_REPLAYED: "replayed a webhook delivery",
 }
 
 

@@ -1,0 +1,157 @@
+from datetime import datetime, time
+
+from flask import abort, current_app, flash, redirect, request, url_for
+from flask_login import current_user
+
+from app import vambe_client
+from app.admin import bp
+from app.admin.forms import NewUserForm, PasswordResetForm, RoleForm
+from app.clock import utcnow
+from app.domain import administering
+from app.domain.accounts import AccountError, change_role, create_user, list_users, reset_password, set_active
+from app.domain.conversations import business_numbers
+from app.extensions import db
+from app.htmx import render_page_or_partial
+from app.models import AuditKind, Role, User, WebhookDelivery
+from app.presenting import viewer_zone
+from app.security import role_required
+
+admin_only = role_required(Role.ADMIN)
+
+
+def actor() -> User:
+    return current_user._get_current_object()
+
+
+@bp.get("/users")
+@admin_only
+def users():
+    return render_users(NewUserForm(formdata=None))
+
+
+@bp.post("/users")
+@admin_only
+def create():
+    form = NewUserForm()
+    if form.validate_on_submit():
+        try:
+            user = create_user(
+                form.email.data,
+                form.password.data,
+                Role(form.role.data),
+                name=form.name.data or "",
+                now=utcnow(),
+                actor=actor(),
+            )
+        except AccountError as error:
+            form.email.errors.append(str(error))
+        else:
+            flash(f"Created {user.email} ({user.role}).")
+            return redirect(url_for("admin.users"), 303)
+    return render_users(form, status=422)
+
+
+@bp.post("/users/<int:user_id>/role")
+@admin_only
+def set_role(user_id: int):
+    user = db.get_or_404(User, user_id)
+    form = RoleForm()
+    if not form.validate_on_submit():
+        abort(422, "Unknown role.")
+    return changed(lambda: change_role(user, Role(form.role.data), actor=actor(), now=utcnow()))
+
+
+@bp.post("/users/<int:user_id>/active")
+@admin_only
+def set_activity(user_id: int):
+    user = db.get_or_404(User, user_id)
+    activate = request.form.get("active") == "yes"
+    return changed(lambda: set_active(user, activate, actor=actor(), now=utcnow()))
+
+
+@bp.post("/users/<int:user_id>/password")
+@admin_only
+def set_password(user_id: int):
+    user = db.get_or_404(User, user_id)
+    form = PasswordResetForm()
+    return changed(lambda: reset_password(user, form.password.data or "", actor=actor(), now=utcnow()))
+
+
+def changed(change):
+    """Apply ``change`` and go back to the user list, with its refusal (if any) as a message."""
+    try:
+        change()
+    except AccountError as error:
+        flash(str(error), "error")
+        return redirect(url_for("admin.users"), 303)
+    flash("Saved.")
+    return redirect(url_for("admin.users"), 303)
+
+
+def render_users(form: NewUserForm, status: int = 200):
+    return render_page_or_partial(
+        "admin/users.html",
+        "admin/users.html",
+        status=status,
+        form=form,
+        users=list_users(),
+        role_form=RoleForm(formdata=None),
+        password_form=PasswordResetForm(formdata=None),
+    )
+
+
+@bp.get("/settings")
+@admin_only
+def settings():
+    config = current_app.config
+    return render_page_or_partial(
+        "admin/settings.html",
+        "admin/settings.html",
+        status_report=administering.connection_status(vambe_client()),
+        api_key=administering.masked(None if config["SANDBOX_MODE"] else config["VAMBE_API_KEY"]),
+        api_base_url=config["VAMBE_API_BASE_URL"],
+        webhook_secret_set=bool(config["VAMBE_WEBHOOK_SECRET"]),
+        numbers=business_numbers(),
+        last_delivery=administering.last_delivery_at(),
+        deliveries=administering.recent_deliveries(state=request.args.get("state") or None),
+    )
+
+
+@bp.post("/webhooks/<int:delivery_id>/replay")
+@admin_only
+def replay(delivery_id: int):
+    delivery = administering.replay(db.get_or_404(WebhookDelivery, delivery_id), actor=actor(), now=utcnow())
+    flash(f"Delivery #{delivery.id} replayed: {delivery.state}.")
+    return redirect(url_for("admin.settings", _anchor="deliveries"), 303)
+
+
+@bp.get("/audit")
+@admin_only
+def audit():
+    filters = administering.AuditFilters(
+        kind=request.args.get("kind") if request.args.get("kind") in tuple(AuditKind) else None,
+        actor_id=request.args.get("actor", type=int),
+        since=local_day(request.args.get("since")),
+        until=local_day(request.args.get("until"), end=True),
+    )
+    events = administering.audit_log(filters, before_id=request.args.get("before", type=int))
+    return render_page_or_partial(
+        "admin/audit.html",
+        "admin/audit.html",
+        events=events,
+        filters=filters,
+        kinds=list(AuditKind),
+        users=list_users(),
+        page_size=administering.AUDIT_PAGE_SIZE,
+    )
+
+
+def local_day(value: str | None, end: bool = False) -> datetime | None:
+    """A YYYY-MM-DD date in the viewer's zone as the aware start (or end) of that day."""
+    try:
+        day = datetime.strptime(value or "", "%Y-%m-%d").date()  # noqa: DTZ007  (zone added below)
+    except ValueError:
+        return None
+    if end:
+        day = day.fromordinal(day.toordinal() + 1)
+    return datetime.combine(day, time.min, tzinfo=viewer_zone())
