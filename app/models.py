@@ -73,7 +73,7 @@ class AuditKind(StrEnum):
     USER_DEACTIVATED = "user_deactivated"
     USER_REACTIVATED = "user_reactivated"
     ROLE_CHANGED = "role_changed"
-    PASSWORD_RESET = "password_reset"
+    PASSWORD_RESET = "password_reset"  # noqa: S105  (an event name)
     WEBHOOKS_REPLAYED = "webhooks_replayed"
 
 
