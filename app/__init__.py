@@ -69,6 +69,7 @@ def register_blueprints(app: Flask) -> None:
     from app.auth import bp as auth_bp
     from app.health import bp as health_bp
     from app.inbox import bp as inbox_bp
+    from app.review import bp as review_bp
     from app.webhooks import bp as webhooks_bp
 
     app.register_blueprint(health_bp)
@@ -76,6 +77,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(inbox_bp)
     app.register_blueprint(webhooks_bp, url_prefix="/webhooks")
     app.register_blueprint(admin_bp, url_prefix="/admin")
+    app.register_blueprint(review_bp, url_prefix="/review")
     if app.config["SANDBOX_MODE"]:
         from app.sandbox import bp as sandbox_bp
 

@@ -1,12 +1,13 @@
 """The store: users, business numbers, conversations, messages and the audit trail."""
 
+import unicodedata
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
 from flask_login import UserMixin
 from sqlalchemy import JSON, ForeignKey, Index, String, Text
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from app.db_types import UTCDateTime
@@ -146,6 +147,12 @@ class Conversation(db.Model):
         return self.name or self.phone or "Unknown contact"
 
 
+def searchable_text(text: str) -> str:
+    """``text`` folded for full-text search: lower case, accents removed ("Canción" -> "cancion")."""
+    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+
+
 class Message(db.Model):
     __tablename__ = "messages"
     __table_args__ = (Index("ix_messages_conversation_occurred", "conversation_id", "occurred_at"),)
@@ -156,6 +163,8 @@ class Message(db.Model):
     author: Mapped[str] = mapped_column(String(16))
     author_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     body: Mapped[str] = mapped_column(Text)
+    # The body folded for the full-text index (see migrations: FTS5 on SQLite, GIN on PostgreSQL).
+    search_text: Mapped[str] = mapped_column(Text, default="")
     # One Vambe account per installation, so the provider id is unique across the store.
     provider_message_id: Mapped[str | None] = mapped_column(String(128), unique=True)
     quoted_message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id"))
@@ -177,6 +186,11 @@ class Message(db.Model):
     @property
     def can_be_quoted(self) -> bool:
         return self.provider_message_id is not None
+
+    @validates("body")
+    def fold_for_search(self, key: str, body: str) -> str:
+        self.search_text = searchable_text(body)
+        return body
 
 
 class AuditEvent(db.Model):

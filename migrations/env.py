@@ -5,6 +5,7 @@ from alembic import context
 from flask import current_app
 
 from app.db_types import UTCDateTime
+from app.domain.searching import made_by_migrations_only as include_object
 
 config = context.config
 # Keep the application's loggers: alembic.ini configures only alembic's own.
@@ -29,6 +30,7 @@ def run_migrations_offline():
         literal_binds=True,
         render_as_batch=True,
         render_item=render_item,
+        include_object=include_object,
     )
     with context.begin_transaction():
         context.run_migrations()
@@ -43,7 +45,7 @@ def run_migrations_online():
     conf_args = dict(current_app.extensions["migrate"].configure_args)
     conf_args.setdefault("process_revision_directives", skip_empty_autogenerate)
     # SQLite can only ALTER a table by copying it: batch mode does that.
-    conf_args.update(render_as_batch=True, compare_type=True, render_item=render_item)
+    conf_args.update(render_as_batch=True, compare_type=True, render_item=render_item, include_object=include_object)
     with target_db.engine.connect() as connection:
         if connection.dialect.name == "sqlite":
             # Batch mode rebuilds a table by dropping it; with foreign keys on, SQLite would refuse while

@@ -20,7 +20,7 @@ def required_role(endpoint: str) -> Role | None:
         return None
     if endpoint.startswith("admin."):
         return Role.ADMIN
-    if endpoint in LEAD_ENDPOINTS:
+    if endpoint in LEAD_ENDPOINTS or endpoint.startswith("review."):
         return Role.LEAD
     return Role.AGENT
 

@@ -9,7 +9,17 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from app.extensions import db
-from app.models import AuditEvent, AuditKind, Author, Conversation, ConversationStatus, Direction, Message, Outcome
+from app.models import (
+    AuditEvent,
+    AuditKind,
+    Author,
+    Conversation,
+    ConversationStatus,
+    Direction,
+    Message,
+    Outcome,
+    searchable_text,
+)
 from app.phones import InvalidPhoneNumber, to_e164
 
 log = logging.getLogger(__name__)
@@ -61,6 +71,7 @@ def ingest_message(contact: ContactRef, observed: ObservedMessage, *, now: datet
         "direction": observed.direction,
         "author": observed.author,
         "body": observed.body,
+        "search_text": searchable_text(observed.body),
         "provider_message_id": observed.provider_message_id,
         "outcome": observed.outcome,
         "window_override": False,

@@ -1,0 +1,49 @@
+from flask_wtf import FlaskForm
+from wtforms import BooleanField, DateField, SearchField, SelectChoice, SelectField, StringField
+from wtforms.validators import Optional
+
+from app.domain.searching import SearchFilters
+from app.models import Direction, Outcome
+
+
+class SearchForm(FlaskForm):
+    """Read from the query string: a search changes nothing, so it carries no CSRF token."""
+
+    class Meta:
+        csrf = False
+
+    q = SearchField("Message text")
+    contact = StringField("Contact")
+    agent = SelectField("Agent", validate_choice=False)
+    since = DateField("From", validators=[Optional()])
+    until = DateField("Until", validators=[Optional()])
+    direction = SelectField(
+        "Direction",
+        choices=[SelectChoice("", "Both"), *(SelectChoice(d.value, d.value.capitalize()) for d in Direction)],
+        default="",
+    )
+    outcome = SelectField(
+        "Outcome", choices=[SelectChoice("", "Any"), *(SelectChoice(o.value, o.value) for o in Outcome)], default=""
+    )
+    paused = BooleanField("Paused the assistant")
+    overrides = BooleanField("Window overrides only")
+
+    def offer_agents(self, users) -> None:
+        self.agent.choices = [SelectChoice("", "Anyone")] + [SelectChoice(str(u.id), u.name) for u in users]
+
+    def to_filters(self, start_of_day) -> SearchFilters:
+        """The filters asked for; dates are days in the viewer's zone (``start_of_day`` turns them into times)."""
+        return SearchFilters(
+            text=(self.q.data or "")[:200],
+            contact=(self.contact.data or "")[:100],
+            agent_id=int(self.agent.data) if (self.agent.data or "").isdigit() else None,
+            since=start_of_day(self.since.data) if self.since.data else None,
+            until=start_of_day(self.until.data, next_day=True) if self.until.data else None,
+            direction=self.direction.data if self.direction.data in tuple(Direction) else None,
+            outcome=self.outcome.data if self.outcome.data in tuple(Outcome) else None,
+            paused_only=bool(self.paused.data),
+            overrides_only=bool(self.overrides.data),
+        )
+
+    def is_empty(self) -> bool:
+        return not any(value for name, value in self.data.items() if name not in ("csrf_token",))
