@@ -1,6 +1,6 @@
 """Template helpers: times in the viewer's zone, durations, and what every page needs to know."""
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from urllib.parse import unquote
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -60,6 +60,12 @@ def author_label(message: Message) -> str:
     return "Other tool"
 
 
+def chart_days(points: list[tuple[date, int]]) -> list[tuple[str, int]]:
+    """Day labels for a bar chart, thinned out so that at most 14 are written."""
+    step = max(1, -(-len(points) // 14))
+    return [(day.strftime("%d %b") if index % step == 0 else "", value) for index, (day, value) in enumerate(points)]
+
+
 def filter_args(args) -> dict[str, str]:
     """The inbox's query-string filters without its page cursor, for building the next page's link."""
     return {name: value for name, value in args.items() if name not in ("after", "before")}
@@ -91,6 +97,7 @@ def register(app: Flask) -> None:
     app.jinja_env.globals["OUTCOME_LABELS"] = OUTCOME_LABELS
     app.jinja_env.globals["AUDIT_LABELS"] = AUDIT_LABELS
     app.jinja_env.globals["filter_args"] = filter_args
+    app.jinja_env.globals["chart_days"] = chart_days
 
     @app.context_processor
     def installation():

@@ -8,6 +8,7 @@ from flask_login import current_user
 from app.clock import utcnow
 from app.domain import conversations
 from app.domain.accounts import list_users
+from app.domain.reporting import build_report
 from app.domain.searching import iterate_matches, search_messages
 from app.domain.window import window_status
 from app.extensions import db
@@ -19,6 +20,19 @@ from app.review.forms import SearchForm
 from app.security import role_required
 
 lead_only = role_required(Role.LEAD)
+REPORT_COLUMNS = [
+    "day",
+    "agent",
+    "conversations",
+    "messages_sent",
+    "median_response_seconds",
+    "p90_response_seconds",
+    "sends_outside_window",
+    "outside_window_accepted",
+    "outside_window_failed",
+    "failed_sends",
+    "unknown_sends",
+]
 CSV_COLUMNS = [
     "time_utc",
     "conversation",
@@ -60,36 +74,97 @@ def search():
 def export():
     filters = search_form().to_filters(start_of_day)
 
-    def rows():
-        # Streamed row by row, so a large export never sits in memory.
+    rows = (
+        [
+            message.occurred_at.isoformat(),
+            safe_cell(message.conversation.display_name),
+            message.conversation.phone or "",
+            message.direction,
+            safe_cell(author_label(message)),
+            safe_cell(message.body),
+            message.outcome,
+            safe_cell(message.outcome_reason or ""),
+            "yes" if message.window_override else "no",
+        ]
+        for message in iterate_matches(filters)
+    )
+    return csv_download(CSV_COLUMNS, rows, f"handoff-messages-{utcnow():%Y%m%d-%H%M}.csv")
+
+
+def report_period() -> tuple[date, date]:
+    """The days asked for (default: the last 7 days, today included), in the viewer's zone."""
+    today = utcnow().astimezone(viewer_zone()).date()
+    first = parse_day(request.args.get("since")) or today - timedelta(days=6)
+    last = parse_day(request.args.get("until")) or today
+    return (first, last) if first <= last else (last, first)
+
+
+def parse_day(value: str | None) -> date | None:
+    try:
+        return date.fromisoformat(value or "")
+    except ValueError:
+        return None
+
+
+def current_report():
+    first, last = report_period()
+    return build_report(start_of_day(first), start_of_day(last, next_day=True), viewer_zone()), first, last
+
+
+@bp.get("/reports")
+@lead_only
+def reports():
+    report, first, last = current_report()
+    return render_page_or_partial("review/reports.html", "review/reports.html", report=report, first=first, last=last)
+
+
+@bp.get("/reports.csv")
+@lead_only
+def export_report():
+    report, first, last = current_report()
+
+    rows = (
+        [
+            row.day.isoformat(),
+            safe_cell(row.agent),
+            len(row.conversations),
+            row.messages_sent,
+            seconds(row.median_response),
+            seconds(row.p90_response),
+            sum(row.overrides.values()),
+            sum(row.overrides.get(outcome, 0) for outcome in ("sent", "delivered", "read")),
+            row.overrides.get("failed", 0),
+            row.failed,
+            row.unknown,
+        ]
+        for row in report.rows
+    )
+    return csv_download(REPORT_COLUMNS, rows, f"handoff-report-{first}-{last}.csv")
+
+
+def csv_download(header: list[str], rows, filename: str) -> Response:
+    """A CSV attachment written row by row as it is sent, so a large export never sits in memory."""
+
+    def lines():
         buffer = io.StringIO()
         writer = csv.writer(buffer)
-        writer.writerow(CSV_COLUMNS)
-        for message in iterate_matches(filters):
-            writer.writerow(
-                [
-                    message.occurred_at.isoformat(),
-                    safe_cell(message.conversation.display_name),
-                    message.conversation.phone or "",
-                    message.direction,
-                    safe_cell(author_label(message)),
-                    safe_cell(message.body),
-                    message.outcome,
-                    safe_cell(message.outcome_reason or ""),
-                    "yes" if message.window_override else "no",
-                ]
-            )
+        writer.writerow(header)
+        for row in rows:
             yield buffer.getvalue()
             buffer.seek(0)
             buffer.truncate()
+            writer.writerow(row)
         yield buffer.getvalue()
 
-    stamp = utcnow().strftime("%Y%m%d-%H%M")
     return Response(
-        stream_with_context(rows()),
+        stream_with_context(lines()),
         mimetype="text/csv",
-        headers={"Content-Disposition": f'attachment; filename="handoff-messages-{stamp}.csv"'},
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
     )
+
+
+def seconds(value: timedelta | None) -> str:
+    return "" if value is None else str(int(value.total_seconds()))
 
 
 def safe_cell(value: str) -> str:

@@ -1,0 +1,143 @@
+"""Reports for team leads: per agent and per day, for a period."""
+
+import math
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+
+from app.extensions import db
+from app.models import Author, Direction, Message, Outcome, User
+
+# Response-time buckets for the distribution chart: (upper bound, label).
+RESPONSE_BUCKETS = [
+    (timedelta(minutes=1), "< 1 min"),
+    (timedelta(minutes=5), "1–5 min"),
+    (timedelta(minutes=15), "5–15 min"),
+    (timedelta(hours=1), "15–60 min"),
+    (timedelta(hours=4), "1–4 h"),
+    (None, "> 4 h"),
+]
+
+
+@dataclass
+class AgentDay:
+    agent: str
+    day: date
+    conversations: set[int] = field(default_factory=set)
+    messages_sent: int = 0
+    response_times: list[timedelta] = field(default_factory=list)
+    overrides: Counter = field(default_factory=Counter)  # outcome -> count, for sends outside the window
+    failed: int = 0
+    unknown: int = 0
+
+    @property
+    def median_response(self) -> timedelta | None:
+        return percentile(self.response_times, 50)
+
+    @property
+    def p90_response(self) -> timedelta | None:
+        return percentile(self.response_times, 90)
+
+
+@dataclass(frozen=True)
+class Report:
+    since: datetime
+    until: datetime
+    rows: list[AgentDay]  # one per agent and local day, in that order
+    totals: list[AgentDay]  # one per agent over the whole period (day = first day)
+    volume_per_day: list[tuple[date, int]]
+    response_distribution: list[tuple[str, int]]
+
+
+def percentile(values: list[timedelta], rank: int) -> timedelta | None:
+    """The nearest-rank percentile (50 = median of an odd count; the upper middle of an even one)."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(rank / 100 * len(ordered)) - 1)]
+
+
+def build_report(since: datetime, until: datetime, zone: ZoneInfo) -> Report:
+    """Per agent and per day (in ``zone``) between ``since`` and ``until``.
+
+    A response time runs from the first customer message that no agent has answered yet to the next
+    message an agent sends in that conversation; AI assistant messages do not stop the clock.
+    """
+    names = {user.id: user.name for user in db.session.scalars(select(User))}
+    rows: dict[tuple[int, date], AgentDay] = {}
+    for message, response_time in agent_sends(since, until):
+        day = message.occurred_at.astimezone(zone).date()
+        row = rows.setdefault((message.author_user_id, day), AgentDay(names.get(message.author_user_id, "?"), day))
+        row.conversations.add(message.conversation_id)
+        row.messages_sent += 1
+        if response_time is not None:
+            row.response_times.append(response_time)
+        if message.window_override:
+            row.overrides[message.outcome] += 1
+        row.failed += message.outcome == Outcome.FAILED
+        row.unknown += message.outcome == Outcome.UNKNOWN
+    ordered = sorted(rows.values(), key=lambda r: (r.agent, r.day))
+    return Report(
+        since=since,
+        until=until,
+        rows=ordered,
+        totals=totals_per_agent(ordered),
+        volume_per_day=volume_per_day(ordered, since, until, zone),
+        response_distribution=distribution(t for row in ordered for t in row.response_times),
+    )
+
+
+def agent_sends(since: datetime, until: datetime) -> Iterable[tuple[Message, timedelta | None]]:
+    """Each agent message sent in the period, with the response time it ended (or None)."""
+    # Customer messages from up to a week earlier may still be waiting for their first reply.
+    query = (
+        select(Message)
+        .where(
+            Message.occurred_at >= since - timedelta(days=7),
+            Message.occurred_at < until,
+            Message.author.in_([Author.CUSTOMER, Author.AGENT]),
+        )
+        .order_by(Message.conversation_id, Message.occurred_at, Message.id)
+        .execution_options(yield_per=1000)
+    )
+    waiting_since: dict[int, datetime] = {}
+    for message in db.session.scalars(query):
+        if message.direction == Direction.INBOUND:
+            waiting_since.setdefault(message.conversation_id, message.occurred_at)
+            continue
+        started = waiting_since.pop(message.conversation_id, None)
+        if message.occurred_at >= since and message.author_user_id is not None:
+            yield message, (message.occurred_at - started) if started else None
+
+
+def totals_per_agent(rows: list[AgentDay]) -> list[AgentDay]:
+    totals: dict[str, AgentDay] = {}
+    for row in rows:
+        total = totals.setdefault(row.agent, AgentDay(row.agent, row.day))
+        total.conversations |= row.conversations
+        total.messages_sent += row.messages_sent
+        total.response_times += row.response_times
+        total.overrides += row.overrides
+        total.failed += row.failed
+        total.unknown += row.unknown
+    return list(totals.values())
+
+
+def volume_per_day(rows: list[AgentDay], since: datetime, until: datetime, zone: ZoneInfo) -> list[tuple[date, int]]:
+    counts = defaultdict(int)
+    for row in rows:
+        counts[row.day] += row.messages_sent
+    first, last = since.astimezone(zone).date(), (until - timedelta(microseconds=1)).astimezone(zone).date()
+    return [(first + timedelta(days=n), counts[first + timedelta(days=n)]) for n in range((last - first).days + 1)]
+
+
+def distribution(response_times: Iterable[timedelta]) -> list[tuple[str, int]]:
+    counts = Counter()
+    for value in response_times:
+        label = next(label for bound, label in RESPONSE_BUCKETS if bound is None or value < bound)
+        counts[label] += 1
+    return [(label, counts[label]) for _, label in RESPONSE_BUCKETS]

@@ -1,0 +1,129 @@
+"""Reports on a hand-built data set whose answers are known."""
+
+import csv
+import io
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from app.domain.reporting import build_report, percentile
+from app.extensions import db
+from app.models import Author, Direction, Message, Outcome, Role
+from tests import factories
+
+T0 = datetime(2026, 11, 18, 13, 0, tzinfo=UTC)  # 10:00 in Santiago
+SANTIAGO = ZoneInfo("America/Santiago")
+
+
+def agent_message(conversation, agent, at, *, outcome=Outcome.SENT, override=False):
+    message = Message(
+        conversation=conversation,
+        direction=Direction.OUTBOUND,
+        author=Author.AGENT,
+        author_user=agent,
+        body=f"reply at {at:%H:%M}",
+        outcome=outcome,
+        window_override=override,
+        occurred_at=at,
+        created_at=at,
+        updated_at=at,
+    )
+    db.session.add(message)
+    db.session.commit()
+
+
+@pytest.fixture
+def data(app_ctx):
+    ana = factories.make_user(email="ana@example.com", name="Ana")
+    bea = factories.make_user(email="bea@example.com", name="Bea")
+    one, two, three = (factories.make_conversation(name=n) for n in ("One", "Two", "Three"))
+    minutes = lambda n: T0 + timedelta(minutes=n)  # noqa: E731
+    factories.make_message(one, occurred_at=minutes(0))
+    factories.make_message(one, direction=Direction.OUTBOUND, occurred_at=minutes(1))  # the AI: no stop
+    agent_message(one, ana, minutes(5))  # waited 5 min
+    factories.make_message(one, occurred_at=minutes(10))
+    factories.make_message(one, occurred_at=minutes(11))
+    agent_message(one, ana, minutes(20))  # waited 10 min, from the first unanswered message
+    factories.make_message(two, occurred_at=minutes(0))
+    agent_message(two, bea, minutes(2))  # waited 2 min
+    agent_message(two, bea, minutes(3))  # nobody was waiting
+    agent_message(three, ana, minutes(30), outcome=Outcome.FAILED, override=True)
+    agent_message(three, ana, minutes(31), outcome=Outcome.UNKNOWN)
+    agent_message(three, ana, T0 + timedelta(days=1), outcome=Outcome.SENT, override=True)  # the next day
+    return ana, bea
+
+
+def test_figures_per_agent(data):
+    report = build_report(T0 - timedelta(hours=1), T0 + timedelta(days=2), SANTIAGO)
+    totals = {row.agent: row for row in report.totals}
+    ana, bea = totals["Ana"], totals["Bea"]
+    assert len(ana.conversations) == 2 and ana.messages_sent == 5
+    assert sorted(ana.response_times) == [timedelta(minutes=5), timedelta(minutes=10)]
+    assert ana.median_response == timedelta(minutes=5) and ana.p90_response == timedelta(minutes=10)
+    assert dict(ana.overrides) == {"failed": 1, "sent": 1}
+    assert (ana.failed, ana.unknown) == (1, 1)
+    assert len(bea.conversations) == 1 and bea.messages_sent == 2
+    assert bea.response_times == [timedelta(minutes=2)] and bea.median_response == timedelta(minutes=2)
+
+
+def test_rows_split_by_local_day(data):
+    report = build_report(T0 - timedelta(hours=1), T0 + timedelta(days=2), SANTIAGO)
+    days = [(row.agent, row.day.isoformat(), row.messages_sent) for row in report.rows]
+    assert days == [("Ana", "2026-11-18", 4), ("Ana", "2026-11-19", 1), ("Bea", "2026-11-18", 2)]
+    assert report.volume_per_day[:2] == [(report.rows[0].day, 6), (report.rows[1].day, 1)]
+    assert dict(report.response_distribution) == {
+        "< 1 min": 0,
+        "1–5 min": 1,
+        "5–15 min": 2,
+        "15–60 min": 0,
+        "1–4 h": 0,
+        "> 4 h": 0,
+    }
+
+
+def test_the_period_excludes_later_sends_but_keeps_earlier_waiting_customers(data):
+    report = build_report(T0 + timedelta(minutes=4), T0 + timedelta(minutes=21), SANTIAGO)
+    [ana] = report.totals
+    assert ana.messages_sent == 2 and sorted(ana.response_times) == [timedelta(minutes=5), timedelta(minutes=10)]
+
+
+def test_percentile_is_nearest_rank():
+    values = [timedelta(seconds=s) for s in (50, 10, 40, 20, 30)]
+    assert percentile(values, 50) == timedelta(seconds=30)
+    assert percentile(values, 90) == timedelta(seconds=50)
+    assert percentile([], 50) is None
+
+
+def test_reports_page_and_csv(app, auth, data):
+    with app.app_context():
+        lead = factories.make_user(email="lead@example.com", role=Role.LEAD)
+        assert lead
+    auth.login("lead@example.com")
+    auth.client.set_cookie("tz", "America%2FSantiago")
+    html = auth.client.get("/review/reports?since=2026-11-18&until=2026-11-19").get_data(as_text=True)
+    assert html.count("<svg") == 2 and "Time to first human reply" in html
+    assert "<td>Ana</td><td>2</td><td>5</td>" in html
+    response = auth.client.get("/review/reports.csv?since=2026-11-18&until=2026-11-19")
+    rows = list(csv.DictReader(io.StringIO(response.get_data(as_text=True))))
+    assert [(r["day"], r["agent"], r["messages_sent"], r["median_response_seconds"]) for r in rows] == [
+        ("2026-11-18", "Ana", "4", "300"),
+        ("2026-11-19", "Ana", "1", ""),
+        ("2026-11-18", "Bea", "2", "120"),
+    ]
+    empty = auth.client.get("/review/reports.csv?since=2020-01-01&until=2020-01-02").get_data(as_text=True)
+    assert empty.strip() == ",".join(
+        [
+            "day",
+            "agent",
+            "conversations",
+            "messages_sent",
+            "median_response_seconds",
+            "p90_response_seconds",
+            "sends_outside_window",
+            "outside_window_accepted",
+            "outside_window_failed",
+            "failed_sends",
+            "unknown_sends",
+        ]
+    )
