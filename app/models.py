@@ -76,6 +76,7 @@ class AuditKind(StrEnum):
     ROLE_CHANGED = "role_changed"
     PASSWORD_RESET = "password_reset"  # noqa: S105  (an event name)
     WEBHOOKS_REPLAYED = "webhooks_replayed"
+    NUMBERS_REFRESHED = "numbers_refreshed"
 
 
 class User(UserMixin, db.Model):

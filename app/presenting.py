@@ -87,6 +87,7 @@ AUDIT_LABELS = {
     AuditKind.ROLE_CHANGED: "changed a role",
     AuditKind.PASSWORD_RESET: "reset a password",
     AuditKind.WEBHOOKS_REPLAYED: "replayed a webhook delivery",
+    AuditKind.NUMBERS_REFRESHED: "refreshed the business numbers",
 }
 
 

@@ -15,6 +15,7 @@ from app.htmx import render_page_or_partial
 from app.models import AuditKind, Role, User, WebhookDelivery
 from app.presenting import viewer_zone
 from app.security import role_required
+from app.vambe import VambeError
 
 admin_only = role_required(Role.ADMIN)
 
@@ -115,6 +116,18 @@ def settings():
         last_delivery=administering.last_delivery_at(),
         deliveries=administering.recent_deliveries(state=request.args.get("state") or None),
     )
+
+
+@bp.post("/numbers/refresh")
+@admin_only
+def refresh_numbers():
+    try:
+        numbers = administering.refresh_numbers(vambe_client(), actor=actor(), now=utcnow())
+    except VambeError as error:
+        flash(error.agent_message, "error")
+    else:
+        flash(f"Vambe lists {len(numbers)} business number(s).")
+    return redirect(url_for("admin.settings"), 303)
 
 
 @bp.post("/webhooks/<int:delivery_id>/replay")

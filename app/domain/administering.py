@@ -6,6 +6,7 @@ from datetime import datetime
 from sqlalchemy import func, select
 
 from app.domain.deliveries import process_delivery
+from app.domain.syncing import sync_business_numbers
 from app.extensions import db
 from app.models import AuditEvent, AuditKind, User, WebhookDelivery
 from app.vambe import Channel, VambeClient, VambeError
@@ -62,6 +63,16 @@ def replay(delivery: WebhookDelivery, *, actor: User, now: datetime) -> WebhookD
     )
     db.session.commit()
     return delivery
+
+
+def refresh_numbers(client: VambeClient, *, actor: User, now: datetime) -> list[str]:
+    """Fetch the business numbers from Vambe again and record who did; commits. Raises VambeError."""
+    numbers = [number.phone_number for number in sync_business_numbers(client)]
+    db.session.add(
+        AuditEvent(occurred_at=now, kind=AuditKind.NUMBERS_REFRESHED, actor=actor, details={"numbers": numbers})
+    )
+    db.session.commit()
+    return numbers
 
 
 @dataclass(frozen=True)
