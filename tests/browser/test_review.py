@@ -1,0 +1,61 @@
+"""A team lead reviews: search, a timeline, the report with its charts; an admin checks the settings."""
+
+import re
+
+import pytest
+from playwright.sync_api import expect
+
+from app.models import Role
+from tests import factories
+from tests.conftest import TEST_PASSWORD
+
+pytestmark = pytest.mark.browser
+PHONE = {"width": 360, "height": 740}
+
+
+def sign_in_as(page, live_server, live_app, role: Role) -> None:
+    email = f"{role}@review.test"
+    with live_app.app_context():
+        factories.make_user(email=email, name=f"Rita {role.capitalize()}", role=role)
+    page.goto(live_server + "/login")
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("Password").fill(TEST_PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("heading", name="Inbox", level=1)).to_be_visible()
+
+
+@pytest.mark.parametrize("viewport", [None, PHONE], ids=["1440", "360"], indirect=False)
+def test_lead_searches_reads_a_timeline_and_the_report(new_context, viewport, live_server, live_app, screenshot):
+    page = new_context(viewport).new_page() if viewport else new_context().new_page()
+    sign_in_as(page, live_server, live_app, Role.LEAD)
+    page.get_by_role("link", name="Review").click()
+    page.get_by_label("Message text").fill("PEDIDO transito")
+    hit = page.locator(".search-hit").filter(has_text="está en tránsito")
+    expect(hit).to_have_count(1)
+    expect(page).to_have_url(re.compile(r"q=PEDIDO\+transito"))
+    screenshot(page, "review-search")
+
+    hit.get_by_role("link", name="timeline").click()
+    expect(page.get_by_role("heading", name=re.compile("Valentina Rojas"))).to_be_visible()
+    expect(page.locator(".day-separator").first).to_be_visible()
+    screenshot(page, "review-timeline")
+
+    page.goto(live_server + "/review/reports")
+    expect(page.locator("svg")).to_have_count(2)
+    expect(page.get_by_role("figure", name="Time to first human reply")).to_be_visible()
+    screenshot(page, "review-report")
+    assert page.evaluate("document.documentElement.scrollWidth") <= page.viewport_size["width"]
+
+
+def test_admin_sees_the_vambe_connection_and_the_audit_log(page, live_server, live_app, screenshot):
+    sign_in_as(page, live_server, live_app, Role.ADMIN)
+    page.get_by_role("link", name="Admin").click()
+    page.get_by_role("link", name="Settings").click()
+    expect(page.get_by_text("Connected: Vambe lists 2 WhatsApp number(s).")).to_be_visible()
+    page.get_by_role("button", name="Refresh business numbers from Vambe").click()
+    expect(page.get_by_text("Vambe lists 2 business number(s).")).to_be_visible()
+    screenshot(page, "admin-settings")
+    page.get_by_role("link", name="Audit log").click()
+    expect(page.get_by_role("cell", name="refreshed the business numbers")).to_be_visible()
+    expect(page.get_by_role("cell", name="signed in").first).to_be_visible()
+    screenshot(page, "admin-audit")
