@@ -15,7 +15,12 @@ def register(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException):
-        return render_error(error.code or 500, error.description or "")
+        response = render_error(error.code or 500, error.description or "")
+        # Keep what the exception says about itself, e.g. Allow on a 405.
+        for name, value in error.get_headers():
+            if name.lower() != "content-type":
+                response.headers[name] = value
+        return response
 
     @app.errorhandler(InternalServerError)
     def internal_error(error: InternalServerError):

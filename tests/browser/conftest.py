@@ -147,6 +147,14 @@ def page(new_context, viewport):
 
 
 @pytest.fixture
+def page_errors(page):
+    """Uncaught script errors on the page (htmx included); tests assert there were none."""
+    errors = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    return errors
+
+
+@pytest.fixture
 def screenshot(backend):
     """Save a full-page screenshot as screenshots/<backend>-<width>-<name>.png."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)

@@ -22,6 +22,15 @@ from app.models import AuditEvent, AuditKind, Author, Conversation, Conversation
 from app.sandbox.customers import CANNED_ANSWERS, customer_says
 from tests import factories
 from tests.browser.conftest import DESKTOP, PHONE, SCREENSHOTS
+from tests.browser.pages import (
+    assert_not_reloaded,
+    horizontal_overflow,
+    mark_page,
+    message_field,
+    send_button,
+    thread_items,
+    thread_message,
+)
 from tests.conftest import TEST_PASSWORD
 
 try:
@@ -45,14 +54,6 @@ ARRIVAL_WITHIN = 5_000  # ms: the inbox polls every 3 s
 
 
 # --- fixtures ----------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def page_errors(page):
-    """Uncaught script errors on the page (htmx included); each test asserts there were none."""
-    errors = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    return errors
 
 
 @pytest.fixture
@@ -126,37 +127,8 @@ def open_conversation(page, name: str) -> None:
     expect(page.get_by_role("heading", name=name, level=1)).to_be_visible()
 
 
-def message_field(page):
-    return page.get_by_label("Message", exact=True)
-
-
-def send_button(page):
-    return page.get_by_role("button", name="Send", exact=True)
-
-
-def thread_items(page):
-    return page.get_by_label("Messages", exact=True).get_by_role("listitem")
-
-
-def thread_message(page, text: str):
-    return thread_items(page).filter(has_text=text)
-
-
 def quote_chip(page):
     return page.locator("#composer").get_by_text(re.compile(r"^Replying to "))
-
-
-def mark_page(page) -> None:
-    """Leave a variable on the window: it survives htmx swaps but not a full page load."""
-    page.evaluate("window.__marker = 'still the same page'")
-
-
-def assert_not_reloaded(page) -> None:
-    assert page.evaluate("window.__marker") == "still the same page", "the page was fully reloaded"
-
-
-def horizontal_overflow(page) -> int:
-    return page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
 
 
 def phone_of(live_app, conversation_id: int) -> str:

@@ -16,6 +16,7 @@ from app.models import Author, Conversation, Message
 from app.sandbox.customers import CANNED_ANSWERS
 from app.sandbox.state import SandboxMessage
 from tests.browser.conftest import DESKTOP
+from tests.browser.pages import message_field, thread_items, thread_message
 
 try:
     from playwright.sync_api import expect
@@ -27,31 +28,12 @@ pytestmark = pytest.mark.browser
 ARRIVAL_TIMEOUT = 10_000  # ms: a 3 s poll, with room for a loaded machine
 
 
-@pytest.fixture
-def page_errors(page):
-    errors = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    return errors
-
-
 def sign_in(page, base_url: str, seeded) -> None:
     page.goto(base_url + "/login")
     page.get_by_label("Email").fill(seeded.agent_email)
     page.get_by_label("Password").fill(seeded.password)
     page.get_by_role("button", name="Sign in").click()
     expect(page.get_by_role("heading", name="Inbox", level=1)).to_be_visible()
-
-
-def message_field(page):
-    return page.get_by_label("Message", exact=True)
-
-
-def thread_items(page):
-    return page.get_by_label("Messages", exact=True).get_by_role("listitem")
-
-
-def thread_message(page, text: str):
-    return thread_items(page).filter(has_text=text)
 
 
 def ai_messages(page):

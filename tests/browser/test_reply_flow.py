@@ -12,6 +12,14 @@ from sqlalchemy import func, select
 from app.extensions import db
 from app.models import AuditEvent, AuditKind, Author, Message, Outcome
 from tests.browser.conftest import DESKTOP, PHONE
+from tests.browser.pages import (
+    assert_not_reloaded,
+    horizontal_overflow,
+    mark_page,
+    message_field,
+    send_button,
+    thread_message,
+)
 
 try:
     from playwright.sync_api import expect
@@ -23,14 +31,6 @@ pytestmark = pytest.mark.browser
 VIEWPORTS = pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["1440x900", "360x740"])
 CUSTOMER_TEXT = "Hola, ¿me ayudan?"  # what tests.factories.make_sandbox_conversation has the customer write
 REENGAGEMENT = "(#131047) Re-engagement message"
-
-
-@pytest.fixture
-def page_errors(page):
-    """Uncaught script errors on the page (htmx included); a test asserts there were none."""
-    errors = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    return errors
 
 
 def sign_in(page, base_url: str, seeded) -> None:
@@ -54,36 +54,6 @@ def conversation_row(page, name: str):
 def open_conversation(page, name: str) -> None:
     conversation_row(page, name).click()
     expect(page.get_by_role("heading", name=name, level=1)).to_be_visible()
-
-
-def message_field(page):
-    return page.get_by_label("Message", exact=True)
-
-
-def thread_items(page):
-    return page.get_by_label("Messages", exact=True).get_by_role("listitem")
-
-
-def thread_message(page, text: str):
-    return thread_items(page).filter(has_text=text)
-
-
-def send_button(page):
-    return page.get_by_role("button", name="Send", exact=True)
-
-
-def mark_page(page) -> None:
-    """Leave a variable on the window: it survives swaps but not a full page load."""
-    page.evaluate("window.__marker = 'still the same page'")
-
-
-def assert_not_reloaded(page) -> None:
-    assert page.evaluate("window.__marker") == "still the same page", "the page was fully reloaded"
-
-
-def horizontal_overflow(page) -> int:
-    """How many CSS pixels the page is wider than the viewport (0 when nothing sticks out)."""
-    return page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
 
 
 @VIEWPORTS

@@ -29,6 +29,8 @@ def test_lead_searches_reads_a_timeline_and_the_report(new_context, viewport, li
     page = new_context(viewport).new_page() if viewport else new_context().new_page()
     sign_in_as(page, live_server, live_app, Role.LEAD)
     page.get_by_role("link", name="Review").click()
+    # Typing before htmx has processed the form would be a plain keystroke with no search behind it.
+    expect(page.locator("form[data-htmx-powered]").first).to_be_attached()
     page.get_by_label("Message text").fill("PEDIDO transito")
     hit = page.locator(".search-hit").filter(has_text="está en tránsito")
     expect(hit).to_have_count(1)
