@@ -8,8 +8,11 @@ from app.db_types import UTCDateTime
 from app.domain.searching import made_by_migrations_only as include_object
 
 config = context.config
-# Keep the application's loggers: alembic.ini configures only alembic's own.
-fileConfig(config.config_file_name, disable_existing_loggers=False)
+# The app has set up logging already (secrets scrubbed, JSON when asked); alembic.ini must not replace it.
+if logging.getLogger().handlers:
+    logging.getLogger("alembic").setLevel(logging.INFO)
+else:
+    fileConfig(config.config_file_name, disable_existing_loggers=False)
 logger = logging.getLogger("alembic.env")
 
 target_db = current_app.extensions["migrate"].db

@@ -67,3 +67,14 @@ def test_upgrading_a_populated_database_keeps_its_rows(app_ctx):
     with db.engine.connect() as connection:
         assert connection.execute(db.text("SELECT status FROM conversations WHERE id = 1")).scalar() == "open"
         assert connection.execute(db.text("SELECT count(*) FROM messages")).scalar() == 1
+
+
+def test_running_migrations_keeps_the_apps_scrubbing_log_handler(app_ctx):
+    """`flask demo` migrates in-process and then serves: alembic.ini must not replace our handler."""
+    import logging
+
+    from flask_migrate import upgrade
+
+    downgrade(revision="base")
+    upgrade()
+    assert any(getattr(handler, "handoff", False) for handler in logging.getLogger().handlers)
