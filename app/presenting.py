@@ -1,6 +1,6 @@
 """Template helpers: times in the viewer's zone, durations, and what every page needs to know."""
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from urllib.parse import unquote
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -19,6 +19,19 @@ def viewer_zone() -> ZoneInfo:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
         return ZoneInfo("UTC")
+
+
+def start_of_local_day(day: date, next_day: bool = False) -> datetime:
+    """Midnight of ``day`` in the viewer's time zone (of the day after, for an inclusive end date)."""
+    return datetime.combine(day + timedelta(days=1) if next_day else day, time.min, tzinfo=viewer_zone())
+
+
+def parse_day(value: str | None) -> date | None:
+    """A YYYY-MM-DD date from a query string, or None."""
+    try:
+        return date.fromisoformat(value or "")
+    except ValueError:
+        return None
 
 
 def localtime(moment: datetime | None, fmt: str = "%d %b %Y, %H:%M") -> str:

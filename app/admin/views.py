@@ -1,4 +1,4 @@
-from datetime import datetime, time
+from datetime import datetime
 
 from flask import abort, current_app, flash, redirect, request, url_for
 from flask_login import current_user
@@ -13,7 +13,7 @@ from app.domain.conversations import business_numbers
 from app.extensions import db
 from app.htmx import render_page_or_partial
 from app.models import AuditKind, Role, User, WebhookDelivery
-from app.presenting import viewer_zone
+from app.presenting import parse_day, start_of_local_day
 from app.security import role_required
 from app.vambe import VambeError
 
@@ -160,11 +160,6 @@ def audit():
 
 
 def local_day(value: str | None, end: bool = False) -> datetime | None:
-    """A YYYY-MM-DD date in the viewer's zone as the aware start (or end) of that day."""
-    try:
-        day = datetime.strptime(value or "", "%Y-%m-%d").date()  # noqa: DTZ007  (zone added below)
-    except ValueError:
-        return None
-    if end:
-        day = day.fromordinal(day.toordinal() + 1)
-    return datetime.combine(day, time.min, tzinfo=viewer_zone())
+    """A YYYY-MM-DD date as the aware start (or, with ``end``, the end) of that day in the viewer's zone."""
+    day = parse_day(value)
+    return start_of_local_day(day, next_day=end) if day else None

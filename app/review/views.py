@@ -1,6 +1,6 @@
 import csv
 import io
-from datetime import date, datetime, time, timedelta
+from datetime import date, timedelta
 
 from flask import Response, current_app, request, stream_with_context
 from flask_login import current_user
@@ -14,7 +14,7 @@ from app.domain.window import window_status
 from app.extensions import db
 from app.htmx import render_page_or_partial
 from app.models import Conversation, Role
-from app.presenting import author_label, viewer_zone
+from app.presenting import author_label, parse_day, start_of_local_day, viewer_zone
 from app.review import bp
 from app.review.forms import SearchForm
 from app.security import role_required
@@ -46,11 +46,6 @@ CSV_COLUMNS = [
 ]
 
 
-def start_of_day(day: date, next_day: bool = False) -> datetime:
-    """Midnight of ``day`` in the viewer's time zone (of the day after, for an inclusive end date)."""
-    return datetime.combine(day + timedelta(days=1) if next_day else day, time.min, tzinfo=viewer_zone())
-
-
 def search_form() -> SearchForm:
     form = SearchForm(request.args)
     form.offer_agents(list_users())
@@ -64,7 +59,7 @@ def search():
     hits = (
         []
         if form.is_empty()
-        else search_messages(form.to_filters(start_of_day), before_id=request.args.get("before", type=int))
+        else search_messages(form.to_filters(start_of_local_day), before_id=request.args.get("before", type=int))
     )
     return render_page_or_partial("review/search.html", "review/_results.html", form=form, hits=hits)
 
@@ -72,7 +67,7 @@ def search():
 @bp.get("/search.csv")
 @lead_only
 def export():
-    filters = search_form().to_filters(start_of_day)
+    filters = search_form().to_filters(start_of_local_day)
 
     rows = (
         [
@@ -99,16 +94,9 @@ def report_period() -> tuple[date, date]:
     return (first, last) if first <= last else (last, first)
 
 
-def parse_day(value: str | None) -> date | None:
-    try:
-        return date.fromisoformat(value or "")
-    except ValueError:
-        return None
-
-
 def current_report():
     first, last = report_period()
-    return build_report(start_of_day(first), start_of_day(last, next_day=True), viewer_zone()), first, last
+    return build_report(start_of_local_day(first), start_of_local_day(last, next_day=True), viewer_zone()), first, last
 
 
 @bp.get("/reports")
