@@ -6,6 +6,7 @@ the sandbox demo, an agent and two named conversations, and its own server on a 
 
 import shutil
 import threading
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -41,8 +42,7 @@ class Seeded:
     """What the live server's database holds besides the sandbox demo."""
 
     agent_email: str
-    agent_name: str
-    password: str
+    agent_name: str  # signs in with TEST_PASSWORD
     open_name: str  # the customer wrote 10 minutes ago: the 24h window is open
     open_id: int
     closed_name: str  # the customer wrote 30 hours ago: the window closed 6 hours ago
@@ -80,7 +80,6 @@ def seeded(live_app) -> Seeded:
         seeded = Seeded(
             agent_email=agent.email,
             agent_name=agent.name,
-            password=TEST_PASSWORD,
             open_name=open_conversation.name,
             open_id=open_conversation.id,
             closed_name=closed_conversation.name,
@@ -90,8 +89,26 @@ def seeded(live_app) -> Seeded:
     return seeded
 
 
+SCRIPT_LATENCY = 0.25  # s; far longer than Playwright takes between two steps
+
+
 @pytest.fixture
-def live_server(live_app, seeded):
+def late_scripts(live_app):
+    """Serve the deferred scripts late. On a loaded CI machine they sometimes arrive after the page's
+    heading shows, and a key pressed then reaches no handler; delaying them on every run turns that race
+    into a failure of the test that has it, instead of a rare one."""
+    serve_static = live_app.view_functions["static"]
+
+    def serve_scripts_late(filename):
+        if filename.endswith(".js"):
+            time.sleep(SCRIPT_LATENCY)
+        return serve_static(filename=filename)
+
+    live_app.view_functions["static"] = serve_scripts_late
+
+
+@pytest.fixture
+def live_server(live_app, seeded, late_scripts):
     """Serve the seeded app on a free loopback port in a daemon thread; yields the base URL."""
     server = make_server("127.0.0.1", 0, live_app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, name="live-server", daemon=True)

@@ -24,10 +24,14 @@ from tests import factories
 from tests.browser.conftest import DESKTOP, PHONE, SCREENSHOTS
 from tests.browser.pages import (
     assert_not_reloaded,
+    expect_page,
     horizontal_overflow,
+    inbox_row,
     mark_page,
     message_field,
+    open_conversation,
     send_button,
+    sign_in,
     thread_items,
     thread_message,
 )
@@ -92,21 +96,8 @@ def no_js_page(browser):
 # --- helpers -----------------------------------------------------------------------------------------
 
 
-def sign_in(page, base_url: str, email: str, password: str = TEST_PASSWORD) -> None:
-    page.goto(base_url + "/login")
-    page.get_by_label("Email").fill(email)
-    page.get_by_label("Password").fill(password)
-    page.get_by_role("button", name="Sign in").click()
-    expect(page.get_by_role("heading", name="Inbox", level=1)).to_be_visible()
-
-
 def inbox_rows(page):
     return page.locator("#conversation-list [data-inbox-row]")
-
-
-def inbox_row(page, name: str):
-    """A conversation's row; its accessible name may start with "Unread: "."""
-    return page.locator("#conversation-list").get_by_role("link", name=re.compile(r"\b" + re.escape(name) + r"\b"))
 
 
 def expect_rows(page, names: list[str], timeout: int | None = None) -> None:
@@ -120,11 +111,6 @@ def filter_select(page, label: str):
     """One of the inbox's filter selects. (Its label also holds the options' text, so get_by_label
     would need the whole of it; the accessible name is just the label's own text.)"""
     return page.get_by_role("combobox", name=label, exact=True)
-
-
-def open_conversation(page, name: str) -> None:
-    inbox_row(page, name).click()
-    expect(page.get_by_role("heading", name=name, level=1)).to_be_visible()
 
 
 def quote_chip(page):
@@ -348,6 +334,7 @@ def test_pausing_the_assistant_or_leaving_it_on(page, live_server, live_app, see
     shot(page, "pause-on")
 
     page.get_by_role("link", name="← Inbox").click()
+    expect_page(page, "Inbox")
     expect(inbox_row(page, seeded.open_name)).to_contain_text("Assistant paused")
     open_conversation(page, VALENTINA)
     pause.uncheck()
@@ -485,6 +472,7 @@ def test_assigning_resolving_and_reopening(page, live_server, live_app, seeded, 
     shot(page, "assignment-events")
 
     page.get_by_role("link", name="← Inbox").click()
+    expect_page(page, "Inbox")
     filter_select(page, "Show").select_option(label="Mine")
     expect(page).to_have_url(re.compile(r"scope=mine"))
     expect_rows(page, [seeded.open_name])
@@ -509,7 +497,7 @@ def test_a_lead_creates_quick_replies_and_an_agent_inserts_one(
     }
     sign_in(page, live_server, colleague)
     page.get_by_role("link", name="Quick replies").click()
-    expect(page.get_by_role("heading", name="Quick replies", level=1)).to_be_visible()
+    expect_page(page, "Quick replies")
     for shortcut, body in replies.items():
         page.get_by_role("textbox", name="Shortcut").fill(shortcut)
         page.get_by_label("Text", exact=True).fill(body)
@@ -519,6 +507,7 @@ def test_a_lead_creates_quick_replies_and_an_agent_inserts_one(
     shot(page, "quick-replies-page")
 
     page.get_by_role("link", name="Inbox", exact=True).click()
+    expect_page(page, "Inbox")
     open_conversation(page, VALENTINA)
     mark_page(page)
     field = message_field(page)
@@ -574,7 +563,7 @@ def test_the_keyboard_drives_the_inbox_and_the_composer(page, live_server, live_
     expect(first).to_be_focused()
     shot(page, "keyboard-inbox-focus")
     page.keyboard.press("Enter")
-    expect(page.get_by_role("heading", name=seeded.open_name, level=1)).to_be_visible()
+    expect_page(page, seeded.open_name)
 
     page.go_back()
     expect(page.get_by_role("heading", name="Inbox", level=1)).to_be_visible()

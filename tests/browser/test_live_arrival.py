@@ -16,7 +16,7 @@ from app.models import Author, Conversation, Message
 from app.sandbox.customers import CANNED_ANSWERS
 from app.sandbox.state import SandboxMessage
 from tests.browser.conftest import DESKTOP
-from tests.browser.pages import message_field, thread_items, thread_message
+from tests.browser.pages import message_field, open_conversation, sign_in, thread_items, thread_message
 
 try:
     from playwright.sync_api import expect
@@ -26,14 +26,6 @@ except ImportError:  # the `browser` fixture skips (or fails under CI) with the 
 pytestmark = pytest.mark.browser
 
 ARRIVAL_TIMEOUT = 10_000  # ms: a 3 s poll, with room for a loaded machine
-
-
-def sign_in(page, base_url: str, seeded) -> None:
-    page.goto(base_url + "/login")
-    page.get_by_label("Email").fill(seeded.agent_email)
-    page.get_by_label("Password").fill(seeded.password)
-    page.get_by_role("button", name="Sign in").click()
-    expect(page.get_by_role("heading", name="Inbox", level=1)).to_be_visible()
 
 
 def ai_messages(page):
@@ -73,10 +65,8 @@ def test_customer_messages_arrive_in_the_open_conversation_without_disturbing_th
     agent = page
     live_requests = []
     agent.on("request", lambda r: live_requests.append(r) if r.url.endswith("/live") else None)
-    sign_in(agent, live_server, seeded)
-    # The row's name may start with "Unread: ".
-    agent.get_by_role("link", name=re.compile(r"\b" + re.escape(seeded.open_name))).click()
-    expect(agent.get_by_role("heading", name=seeded.open_name, level=1)).to_be_visible()
+    sign_in(agent, live_server, seeded.agent_email)
+    open_conversation(agent, seeded.open_name)
     expect(ai_messages(agent)).to_have_count(0)
     agent.evaluate("window.__marker = 'still the same page'")
     draft = "Hola Daniela, estoy revisando tu pedido y"
@@ -87,7 +77,7 @@ def test_customer_messages_arrive_in_the_open_conversation_without_disturbing_th
     customer = new_context(DESKTOP).new_page()
     customer_errors = []
     customer.on("pageerror", lambda error: customer_errors.append(str(error)))
-    sign_in(customer, live_server, seeded)
+    sign_in(customer, live_server, seeded.agent_email)
     customer.goto(live_server + "/sandbox/")
     expect(customer.get_by_role("heading", name="Simulate customer")).to_be_visible()
 
@@ -163,8 +153,8 @@ def test_a_customer_writing_after_the_window_closed_reopens_it_on_the_open_page(
         phone = db.session.get(Conversation, seeded.closed_id).phone
         db.session.remove()
     agent = page
-    sign_in(agent, live_server, seeded)
-    agent.get_by_role("link", name=re.compile(r"\b" + re.escape(seeded.closed_name))).click()
+    sign_in(agent, live_server, seeded.agent_email)
+    open_conversation(agent, seeded.closed_name)
     conversation = agent.get_by_role("region", name=seeded.closed_name)
     expect(conversation.get_by_text(re.compile("Window closed")).first).to_be_visible()
     closed_notice = agent.get_by_role("status").filter(has_text="The 24-hour window closed")
@@ -176,7 +166,7 @@ def test_a_customer_writing_after_the_window_closed_reopens_it_on_the_open_page(
     field.press_sequentially(draft)
 
     customer = new_context(DESKTOP).new_page()
-    sign_in(customer, live_server, seeded)
+    sign_in(customer, live_server, seeded.agent_email)
     customer.goto(live_server + "/sandbox/")
     text = "Hola, ¿todavía tienen la chaqueta?"
     customer_writes(customer, f"{seeded.closed_name} ({phone})", text)

@@ -15,9 +15,12 @@ from tests.browser.conftest import DESKTOP, PHONE
 from tests.browser.pages import (
     assert_not_reloaded,
     horizontal_overflow,
+    inbox_row,
     mark_page,
     message_field,
+    open_conversation,
     send_button,
+    sign_in,
     thread_message,
 )
 
@@ -33,27 +36,8 @@ CUSTOMER_TEXT = "Hola, ¿me ayudan?"  # what tests.factories.make_sandbox_conver
 REENGAGEMENT = "(#131047) Re-engagement message"
 
 
-def sign_in(page, base_url: str, seeded) -> None:
-    page.goto(base_url + "/")
-    expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
-    expect(sandbox_banner(page)).to_be_visible()
-    page.get_by_label("Email").fill(seeded.agent_email)
-    page.get_by_label("Password").fill(seeded.password)
-    page.get_by_role("button", name="Sign in").click()
-    expect(page.get_by_role("heading", name="Inbox", level=1)).to_be_visible()
-
-
 def sandbox_banner(page):
     return page.get_by_role("note").filter(has_text="Sandbox mode.")
-
-
-def conversation_row(page, name: str):
-    return page.get_by_role("link", name=re.compile("^" + re.escape(name)))
-
-
-def open_conversation(page, name: str) -> None:
-    conversation_row(page, name).click()
-    expect(page.get_by_role("heading", name=name, level=1)).to_be_visible()
 
 
 @VIEWPORTS
@@ -61,9 +45,12 @@ def test_reply_with_a_quote_keeps_the_draft_and_pauses_the_assistant(
     page, live_server, live_app, seeded, screenshot, page_errors
 ):
     overflow = {}
-    sign_in(page, live_server, seeded)
+    page.goto(live_server + "/")
+    expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
     expect(sandbox_banner(page)).to_be_visible()
-    expect(conversation_row(page, seeded.open_name)).to_contain_text("Window open")
+    sign_in(page, live_server, seeded.agent_email)
+    expect(sandbox_banner(page)).to_be_visible()
+    expect(inbox_row(page, seeded.open_name)).to_contain_text("Window open")
     overflow["inbox"] = horizontal_overflow(page)
     screenshot(page, "open-window-1-inbox")
 
@@ -129,7 +116,7 @@ def test_reply_with_a_quote_keeps_the_draft_and_pauses_the_assistant(
         db.session.remove()
 
     page.get_by_role("link", name="← Inbox").click()
-    expect(conversation_row(page, seeded.open_name)).to_contain_text("Assistant paused")
+    expect(inbox_row(page, seeded.open_name)).to_contain_text("Assistant paused")
     screenshot(page, "open-window-4-inbox-after")
 
     assert page_errors == []
@@ -141,8 +128,11 @@ def test_sending_after_the_window_closed_needs_confirmation_and_is_recorded(
     page, live_server, live_app, seeded, screenshot, page_errors
 ):
     overflow = {}
-    sign_in(page, live_server, seeded)
-    expect(conversation_row(page, seeded.closed_name)).to_contain_text("Window closed")
+    page.goto(live_server + "/")
+    expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+    expect(sandbox_banner(page)).to_be_visible()
+    sign_in(page, live_server, seeded.agent_email)
+    expect(inbox_row(page, seeded.closed_name)).to_contain_text("Window closed")
     overflow["inbox"] = horizontal_overflow(page)
     screenshot(page, "closed-window-1-inbox")
 
@@ -201,7 +191,7 @@ def test_sending_after_the_window_closed_needs_confirmation_and_is_recorded(
 def test_double_clicking_send_sends_once(page, live_server, live_app, seeded, screenshot, page_errors):
     posts = []
     page.on("request", lambda request: posts.append(request) if request.url.endswith("/messages") else None)
-    sign_in(page, live_server, seeded)
+    sign_in(page, live_server, seeded.agent_email)
     open_conversation(page, seeded.open_name)
     text = "Un solo mensaje, aunque haga doble clic."
     message_field(page).fill(text)

@@ -7,7 +7,7 @@ from playwright.sync_api import expect
 
 from app.models import Role
 from tests import factories
-from tests.conftest import TEST_PASSWORD
+from tests.browser.pages import expect_page, sign_in
 
 pytestmark = pytest.mark.browser
 PHONE = {"width": 360, "height": 740}
@@ -17,11 +17,7 @@ def sign_in_as(page, live_server, live_app, role: Role) -> None:
     email = f"{role}@review.test"
     with live_app.app_context():
         factories.make_user(email=email, name=f"Rita {role.capitalize()}", role=role)
-    page.goto(live_server + "/login")
-    page.get_by_label("Email").fill(email)
-    page.get_by_label("Password").fill(TEST_PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    expect(page.get_by_role("heading", name="Inbox", level=1)).to_be_visible()
+    sign_in(page, live_server, email)
 
 
 @pytest.mark.parametrize("viewport", [None, PHONE], ids=["1440", "360"], indirect=False)
@@ -29,8 +25,7 @@ def test_lead_searches_reads_a_timeline_and_the_report(new_context, viewport, li
     page = new_context(viewport).new_page() if viewport else new_context().new_page()
     sign_in_as(page, live_server, live_app, Role.LEAD)
     page.get_by_role("link", name="Review").click()
-    # Typing before htmx has processed the form would be a plain keystroke with no search behind it.
-    expect(page.locator("form[data-htmx-powered]").first).to_be_attached()
+    expect_page(page, "Review")
     page.get_by_label("Message text").fill("PEDIDO transito")
     hit = page.locator(".search-hit").filter(has_text="está en tránsito")
     expect(hit).to_have_count(1)
