@@ -519,9 +519,11 @@ class TestDaySeparators:
             data={"csrf_token": token(auth, conversation_id), "status": "resolved"},
         )
         html = auth.client.get(f"/conversations/{conversation_id}").get_data(as_text=True)
-        today = utcnow().astimezone(SANTIAGO).strftime("%A %d %B %Y")
-        assert separators(html) == ["Tuesday 14 January 2025", today]
-        assert html.index(today) < html.index("marked it resolved")
+        # The event's own local day, not the clock's after the fact: Santiago's midnight may pass in between.
+        [resolved] = events(app, conversation_id, AuditKind.RESOLVED)
+        event_day = resolved.occurred_at.astimezone(SANTIAGO).strftime("%A %d %B %Y")
+        assert separators(html) == ["Tuesday 14 January 2025", event_day]
+        assert html.index(event_day) < html.index("marked it resolved")
 
 
 # ---------------------------------------------------------------- newer-reply protection
