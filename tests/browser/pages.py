@@ -63,3 +63,12 @@ def assert_not_reloaded(page) -> None:
 def horizontal_overflow(page) -> int:
     """How many CSS pixels the page is wider than the viewport (0 when nothing sticks out)."""
     return page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
+
+
+def stretched_checkboxes(page) -> list[str]:
+    """Names of checkboxes drawn wider than a tick box (a width: 100% rule caught them once at 360 px)."""
+    return page.evaluate(
+        """() => [...document.querySelectorAll("input[type=checkbox]")]
+            .filter(box => box.getBoundingClientRect().width > 32)
+            .map(box => box.name)"""
+    )

@@ -32,6 +32,7 @@ from tests.browser.pages import (
     open_conversation,
     send_button,
     sign_in,
+    stretched_checkboxes,
     thread_items,
     thread_message,
 )
@@ -688,6 +689,7 @@ def test_inbox_and_conversation_screenshots(page, live_server, live_app, seeded,
     sign_in(page, live_server, seeded.agent_email)
     expect(inbox_rows(page)).to_have_count(6)
     overflow = {"inbox": horizontal_overflow(page)}
+    assert stretched_checkboxes(page) == []
     shot(page, "inbox")
 
     open_conversation(page, VALENTINA)

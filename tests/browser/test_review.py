@@ -7,10 +7,10 @@ from playwright.sync_api import expect
 
 from app.models import Role
 from tests import factories
-from tests.browser.pages import expect_page, sign_in
+from tests.browser.conftest import PHONE
+from tests.browser.pages import expect_page, horizontal_overflow, sign_in, stretched_checkboxes
 
 pytestmark = pytest.mark.browser
-PHONE = {"width": 360, "height": 740}
 
 
 def sign_in_as(page, live_server, live_app, role: Role) -> None:
@@ -30,6 +30,7 @@ def test_lead_searches_reads_a_timeline_and_the_report(new_context, viewport, li
     hit = page.locator(".search-hit").filter(has_text="está en tránsito")
     expect(hit).to_have_count(1)
     expect(page).to_have_url(re.compile(r"q=PEDIDO\+transito"))
+    assert stretched_checkboxes(page) == []
     screenshot(page, "review-search")
 
     hit.get_by_role("link", name="timeline").click()
@@ -41,7 +42,7 @@ def test_lead_searches_reads_a_timeline_and_the_report(new_context, viewport, li
     expect(page.locator("svg")).to_have_count(2)
     expect(page.get_by_role("figure", name="Time to first human reply")).to_be_visible()
     screenshot(page, "review-report")
-    assert page.evaluate("document.documentElement.scrollWidth") <= page.viewport_size["width"]
+    assert horizontal_overflow(page) <= 0
 
 
 def test_admin_sees_the_vambe_connection_and_the_audit_log(page, live_server, live_app, screenshot):
