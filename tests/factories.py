@@ -89,6 +89,27 @@ def make_message(
     return result.message
 
 
+def make_agent_reply(
+    conversation: Conversation, agent: User, at: datetime, *, outcome: Outcome = Outcome.SENT, override: bool = False
+) -> Message:
+    """A reply an agent sent at a given time, stored as the send path leaves it (for reports)."""
+    message = Message(
+        conversation=conversation,
+        direction=Direction.OUTBOUND,
+        author=Author.AGENT,
+        author_user=agent,
+        body=f"reply at {at:%H:%M}",
+        outcome=outcome,
+        window_override=override,
+        occurred_at=at,
+        created_at=at,
+        updated_at=at,
+    )
+    db.session.add(message)
+    db.session.commit()
+    return message
+
+
 def make_sandbox_channels(*numbers: tuple[int, str, str]) -> list[SandboxChannel]:
     """Channels on the sandbox ("Vambe") side, mirrored into Handoff's business numbers."""
     numbers = numbers or ((1951, "56211111111", "Ventas"),)

@@ -8,29 +8,11 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from app.domain.reporting import build_report, percentile
-from app.extensions import db
-from app.models import Author, Direction, Message, Outcome, Role
+from app.models import Direction, Outcome, Role
 from tests import factories
 
 T0 = datetime(2026, 11, 18, 13, 0, tzinfo=UTC)  # 10:00 in Santiago
 SANTIAGO = ZoneInfo("America/Santiago")
-
-
-def agent_message(conversation, agent, at, *, outcome=Outcome.SENT, override=False):
-    message = Message(
-        conversation=conversation,
-        direction=Direction.OUTBOUND,
-        author=Author.AGENT,
-        author_user=agent,
-        body=f"reply at {at:%H:%M}",
-        outcome=outcome,
-        window_override=override,
-        occurred_at=at,
-        created_at=at,
-        updated_at=at,
-    )
-    db.session.add(message)
-    db.session.commit()
 
 
 @pytest.fixture
@@ -41,16 +23,16 @@ def data(app_ctx):
     minutes = lambda n: T0 + timedelta(minutes=n)  # noqa: E731
     factories.make_message(one, occurred_at=minutes(0))
     factories.make_message(one, direction=Direction.OUTBOUND, occurred_at=minutes(1))  # the AI: no stop
-    agent_message(one, ana, minutes(5))  # waited 5 min
+    factories.make_agent_reply(one, ana, minutes(5))  # waited 5 min
     factories.make_message(one, occurred_at=minutes(10))
     factories.make_message(one, occurred_at=minutes(11))
-    agent_message(one, ana, minutes(20))  # waited 10 min, from the first unanswered message
+    factories.make_agent_reply(one, ana, minutes(20))  # waited 10 min, from the first unanswered message
     factories.make_message(two, occurred_at=minutes(0))
-    agent_message(two, bea, minutes(2))  # waited 2 min
-    agent_message(two, bea, minutes(3))  # nobody was waiting
-    agent_message(three, ana, minutes(30), outcome=Outcome.FAILED, override=True)
-    agent_message(three, ana, minutes(31), outcome=Outcome.UNKNOWN)
-    agent_message(three, ana, T0 + timedelta(days=1), outcome=Outcome.SENT, override=True)  # the next day
+    factories.make_agent_reply(two, bea, minutes(2))  # waited 2 min
+    factories.make_agent_reply(two, bea, minutes(3))  # nobody was waiting
+    factories.make_agent_reply(three, ana, minutes(30), outcome=Outcome.FAILED, override=True)
+    factories.make_agent_reply(three, ana, minutes(31), outcome=Outcome.UNKNOWN)
+    factories.make_agent_reply(three, ana, T0 + timedelta(days=1), outcome=Outcome.SENT, override=True)  # the next day
     return ana, bea
 
 

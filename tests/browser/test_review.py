@@ -1,10 +1,12 @@
 """A team lead reviews: search, a timeline, the report with its charts; an admin checks the settings."""
 
 import re
+from datetime import timedelta
 
 import pytest
 from playwright.sync_api import expect
 
+from app.clock import utcnow
 from app.models import Role
 from tests import factories
 from tests.browser.conftest import PHONE
@@ -18,6 +20,26 @@ def sign_in_as(page, live_server, live_app, role: Role) -> None:
     with live_app.app_context():
         factories.make_user(email=email, name=f"Rita {role.capitalize()}", role=role)
     sign_in(page, live_server, email)
+
+
+def handled_by_ana_days_ago() -> None:
+    """Two customers, each answered by Ana: one after 4 minutes, one after 30 and again two hours later.
+
+    At noon UTC (morning in the Americas) so that no reply crosses the viewer's midnight into another day.
+    """
+    ana = factories.make_user(email="ana@review.test", name="Ana Agent")
+    noon = utcnow().replace(hour=12, minute=0, second=0, microsecond=0)
+    for days_ago, wait_minutes in ((3, 4), (2, 30)):
+        asked = noon - timedelta(days=days_ago)
+        customer = factories.make_conversation(name=f"Customer {days_ago}")
+        factories.make_message(customer, occurred_at=asked)
+        factories.make_agent_reply(customer, ana, asked + timedelta(minutes=wait_minutes))
+    factories.make_agent_reply(customer, ana, asked + timedelta(hours=2))
+
+
+def drawn_bars(page, chart: str) -> set[str]:
+    """The values written over a chart's bars (only bars with a value get one)."""
+    return set(page.get_by_role("figure", name=chart).locator("text.value").all_text_contents())
 
 
 @pytest.mark.parametrize("viewport", [None, PHONE], ids=["1440", "360"], indirect=False)
@@ -38,9 +60,14 @@ def test_lead_searches_reads_a_timeline_and_the_report(new_context, viewport, li
     expect(page.locator(".day-separator").first).to_be_visible()
     screenshot(page, "review-timeline")
 
+    with live_app.app_context():
+        handled_by_ana_days_ago()
     page.goto(live_server + "/review/reports")
     expect(page.locator("svg")).to_have_count(2)
     expect(page.get_by_role("figure", name="Time to first human reply")).to_be_visible()
+    expect(page.get_by_role("row", name=re.compile(r"^Ana Agent 2 3 "))).to_be_visible()
+    assert drawn_bars(page, "Agent messages per day") == {"2", "1"}
+    assert drawn_bars(page, "Time to first human reply") == {"1"}
     screenshot(page, "review-report")
     assert horizontal_overflow(page) <= 0
 
