@@ -20,7 +20,7 @@ from sqlalchemy import delete, func, select
 from app.clock import utcnow
 from app.domain.ingesting import ContactRef
 from app.domain.sending import Reply, send_reply
-from app.domain.syncing import SyncReport, contacts_to_sync, sync_contact
+from app.domain.syncing import SyncReport, contacts_to_sync, refresh_conversation, sync_contact
 from app.extensions import db
 from app.models import Author, Conversation, Direction, Message, Outcome, Role
 from app.sandbox.seeding import seed_sandbox
@@ -430,6 +430,50 @@ class TestMergingWithWebhookCopies:
 
         assert (report.added, report.merged) == (1, 0)
         assert [m.body for m in stored()] == ["Gracias", "Gracias"]
+
+
+class TestContactDetails:
+    """A shape-A webhook names the contact but carries no phone; Vambe's contact record has it."""
+
+    def test_a_sync_gives_a_webhook_contact_its_phone_even_when_no_message_is_new(self, app_ctx, account, fake, vambe):
+        contact_id = account.add_contact()
+        at = utcnow() - timedelta(minutes=5)
+        post_webhook(app_ctx, webhook("message.received", contact_id, "wh-1", "Hola", at))
+        account.say(contact_id, "INBOUND", "Hola", at, message_id="wh-1")
+        assert conversation_for(contact_id).phone is None
+
+        report, _ = sync(vambe, ref(account, contact_id))
+
+        assert report.already_known == 1 and report.added == 0
+        conversation = conversation_for(contact_id)
+        assert (conversation.phone, conversation.name) == ("+" + PHONE, "María")  # the webhook's name is kept
+
+    def test_refresh_asks_vambe_for_the_phone_a_webhook_did_not_carry(self, app_ctx, account, fake, vambe):
+        contact_id = account.add_contact()
+        post_webhook(app_ctx, webhook("message.received", contact_id, "wh-1", "Hola", utcnow()))
+
+        refresh_conversation(vambe, conversation_for(contact_id), now=utcnow())
+        refresh_conversation(vambe, conversation_for(contact_id), now=utcnow())
+
+        assert conversation_for(contact_id).phone == "+" + PHONE
+        assert info_requests(fake, contact_id) == 1  # the second refresh had the phone already
+
+    def test_refresh_without_details_still_reports_what_happened(self, app_ctx, account, fake, vambe):
+        contact_id = account.add_contact()
+        post_webhook(app_ctx, webhook("message.received", contact_id, "wh-1", "Hola", utcnow()))
+        account.vanished.add(contact_id)
+
+        report = refresh_conversation(vambe, conversation_for(contact_id), now=utcnow())
+
+        assert conversation_for(contact_id).phone is None
+        assert report.skipped == {
+            "contact details unavailable: Vambe has no contact with this phone number or contact id.": 1,
+            "contact no longer exists in Vambe": 1,
+        }
+
+
+def info_requests(fake, contact_id: str) -> int:
+    return sum(1 for r in fake.requests if r.path == f"/api/public/contact/{contact_id}/info")
 
 
 # --- outcomes of Handoff's own sends -----------------------------------------------------------------

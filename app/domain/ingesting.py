@@ -204,11 +204,16 @@ def find_or_create_conversation(contact: ContactRef, *, now: datetime) -> Conver
             conversation = Conversation(phone=phone, name=contact.name, created_at=now)
             db.session.add(conversation)
             db.session.flush()
-    if contact.name and not conversation.name:
-        conversation.name = contact.name
+    adopt_contact_details(conversation, contact.name, phone)
+    return conversation
+
+
+def adopt_contact_details(conversation: Conversation, name: str, phone: str | None) -> None:
+    """Fill in the name and E.164 phone the conversation lacks; what it already has is kept."""
+    if name and not conversation.name:
+        conversation.name = name
     if phone and not conversation.phone:
         conversation.phone = phone
-    return conversation
 
 
 def conversation_for_vambe_contact(vambe_contact_id: str, phone: str | None, *, now: datetime) -> Conversation:

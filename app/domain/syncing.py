@@ -11,10 +11,12 @@ from sqlalchemy import select
 from app.domain.ingesting import (
     ContactRef,
     ObservedMessage,
+    adopt_contact_details,
     advance_outcome,
     find_or_create_conversation,
     ingest_message,
     matching_message,
+    normalised_phone,
     record_outbound,
 )
 from app.extensions import db
@@ -72,6 +74,7 @@ def sync_contact(
 ) -> None:
     """Merge one contact's history since ``since`` into the store; safe to interrupt and repeat."""
     report.contacts += 1
+    complete_known_conversation(contact)
     merged_ids: set[int] = set()
     page = 1
     while True:
@@ -99,8 +102,32 @@ def refresh_conversation(client: VambeClient, conversation: Conversation, *, now
         report.skipped["Vambe does not know this contact's id yet"] += 1
         return report
     contact = ContactRef(conversation.vambe_contact_id, conversation.phone, conversation.name)
+    if not (conversation.phone and conversation.name):
+        contact = contact_with_details(client, contact, report)
     sync_contact(client, contact, since=now - timedelta(days=REFRESH_DAYS), now=now, report=report)
     return report
+
+
+def contact_with_details(client: VambeClient, contact: ContactRef, report: SyncReport) -> ContactRef:
+    """``contact`` as Vambe's contact record has it: a shape-A webhook carries no phone, and may carry no name."""
+    try:
+        found = contacts_to_sync(client, days=REFRESH_DAYS, contact_id=contact.vambe_contact_id)
+    except VambeUnauthorized:
+        raise
+    except VambeError as error:
+        report.skipped[f"contact details unavailable: {error.agent_message}"] += 1
+        return contact
+    return found[0] if found else contact
+
+
+def complete_known_conversation(contact: ContactRef) -> None:
+    """Give the contact's conversation the phone and name it lacks, even when no message of the sync is new."""
+    conversation = db.session.scalar(
+        select(Conversation).where(Conversation.vambe_contact_id == contact.vambe_contact_id)
+    )
+    if conversation is not None:
+        adopt_contact_details(conversation, contact.name, normalised_phone(contact.phone))
+        db.session.commit()
 
 
 def merge_history_message(
