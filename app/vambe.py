@@ -116,7 +116,7 @@ class VambeUnreachable(VambeError):
 
 
 class VambeNoAnswer(VambeError):
-    """The request was written but no answer came back: it may have been acted on."""
+    """The request was written but no answer that settles it came back: it may have been acted on."""
 
     delivery_unknown = True
 
@@ -194,7 +194,11 @@ class VambeClient:
     def _request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
         started = time.monotonic()
         try:
-            response = self.session.request(method, self.base_url + path, timeout=self.timeout, **kwargs)
+            # A redirect would carry the API key to another host (requests keeps custom headers) and turn a
+            # POST into a GET that "succeeds" without sending anything.
+            response = self.session.request(
+                method, self.base_url + path, timeout=self.timeout, allow_redirects=False, **kwargs
+            )
         except requests.ConnectTimeout:
             raise VambeUnreachable(
                 "Handoff could not connect to Vambe in time; nothing was sent. Try again in a moment."
@@ -239,6 +243,20 @@ def error_for(response: requests.Response) -> VambeError:
             "Vambe is limiting how fast Handoff may send; nothing was sent. Wait a minute and send again.",
             429,
             retry_after,
+        )
+    if status in (502, 504) or 200 <= status < 300:
+        # A gateway gave up waiting for Vambe, or Vambe answered in a way its contract does not define:
+        # either way it may have acted on the request.
+        return VambeNoAnswer(
+            f"Vambe's answer (HTTP {status}) does not say whether it acted. The message may or may not have been "
+            "delivered: check the conversation before sending it again.",
+            status,
+        )
+    if 300 <= status < 400:
+        return VambeServerError(
+            f"Vambe's address answered with a redirect (HTTP {status}), so nothing was sent. Please alert an "
+            "administrator: VAMBE_API_BASE_URL may be wrong.",
+            status,
         )
     return VambeServerError(
         f"Vambe answered with an error (HTTP {status}) and did not accept the message. Try again shortly.",

@@ -17,6 +17,7 @@ from app.extensions import db
 from app.models import AuditEvent, AuditKind, Author, BusinessNumber, Direction, Message, Outcome
 from app.sandbox.state import SandboxContact, SandboxMessage
 from app.vambe import (
+    Accepted,
     VambeError,
     VambeNoAnswer,
     VambeNotFound,
@@ -27,6 +28,7 @@ from app.vambe import (
     VambeUnreachable,
 )
 from tests import factories
+from tests.test_webhooks import encode, shape_a, signed_headers
 
 NOW = datetime(2025, 3, 1, 12, 0, 0, tzinfo=UTC)
 WARNING = timedelta(minutes=60)
@@ -306,6 +308,43 @@ class TestOutcomes:
         db.session.expire_all()
         assert outbound(conversation)[0].body == "Tu pedido llega mañana"
         assert message.outcome == Outcome.FAILED
+
+
+class VambeReportsFirst:
+    """Vambe sends the message and its message.sent webhook reaches Handoff, then the HTTP answer arrives."""
+
+    def __init__(self, app, contact_id: str, answer: Accepted | Exception):
+        self.app, self.contact_id, self.answer = app, contact_id, answer
+
+    def send_session_message(self, message):
+        body = encode(shape_a("message.sent", contact_id=self.contact_id, body=message.message, message_id="wamid-1"))
+        delivered = self.app.test_client().post(
+            "/webhooks/vambe", data=body, headers=signed_headers(self.app.config["VAMBE_WEBHOOK_SECRET"], body)
+        )
+        assert delivered.get_json()["state"] == "processed"
+        if isinstance(self.answer, Exception):
+            raise self.answer
+        return self.answer
+
+
+class TestAnAnswerAfterVambeReported:
+    @pytest.mark.parametrize(
+        "answer",
+        [
+            VambeNoAnswer("Vambe did not answer within 10 seconds."),
+            VambeServerError("Vambe answered with an error (HTTP 500).", 500),
+            Accepted(provider_message_id="another-id"),
+        ],
+        ids=["lost", "error", "accepted"],
+    )
+    def test_what_vambe_reported_stands_whatever_the_answer_says(self, app_ctx, agent, answer):
+        conversation = factories.make_sandbox_conversation()
+
+        message = send_live(conversation, agent, VambeReportsFirst(app_ctx, conversation.vambe_contact_id, answer))
+
+        assert committed(message) == (Outcome.SENT, None, TEXT)  # not "failed": that would invite a second send
+        [stored] = outbound(conversation)
+        assert stored.id == message.id and stored.provider_message_id == "wamid-1"
 
 
 class TestIdempotency:

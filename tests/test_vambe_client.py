@@ -365,7 +365,7 @@ def test_429_is_rate_limited_with_retry_after(fake, vambe, headers, retry_after)
     assert caught.value.delivery_unknown is False
 
 
-@pytest.mark.parametrize("status", [500, 502, 503])
+@pytest.mark.parametrize("status", [500, 503])
 def test_5xx_is_a_server_error(fake, vambe, status):
     answer(fake, Reply(status, {"statusCode": status, "message": "Internal server error"}))
 
@@ -374,6 +374,34 @@ def test_5xx_is_a_server_error(fake, vambe, status):
 
     assert caught.value.status == status
     assert str(status) in caught.value.agent_message
+    assert caught.value.delivery_unknown is False
+
+
+@pytest.mark.parametrize("status", [502, 504, 200, 202, 204])
+def test_a_gateway_error_or_an_undocumented_success_leaves_delivery_unknown(fake, vambe, status):
+    """A gateway that gave up on Vambe, or a 2xx the contract does not define: Vambe may have sent it."""
+    answer(fake, Reply(status, {"statusCode": status, "message": "Gateway Timeout"} if status >= 500 else None))
+
+    with pytest.raises(VambeNoAnswer) as caught:
+        send(vambe, contact_id=CONTACT_ID)
+
+    assert caught.value.status == status
+    assert caught.value.delivery_unknown is True
+    assert "may or may not" in caught.value.agent_message
+
+
+@pytest.mark.parametrize("status", [301, 302, 307, 308])
+def test_a_redirect_is_not_followed_so_the_key_stays_with_vambe(fake, vambe, status):
+    with running_fake_vambe(lambda request: Reply(201)) as elsewhere:
+        answer(fake, Reply(status, headers={"Location": f"http://127.0.0.1:{elsewhere.port}/collect"}))
+
+        with pytest.raises(VambeServerError) as caught:
+            send(vambe, contact_id=CONTACT_ID)
+
+        assert elsewhere.requests == []
+    assert caught.value.delivery_unknown is False
+    assert "VAMBE_API_BASE_URL" in caught.value.agent_message
+    assert API_KEY not in caught.value.agent_message
 
 
 # --- transport failures -------------------------------------------------------------------------

@@ -151,9 +151,7 @@ def deliver(message: Message, outgoing: SessionMessage, agent: User, *, client: 
         )
     else:
         # Vambe's 201 body is undocumented; the id usually arrives later (webhook or history).
-        if accepted.provider_message_id:
-            message.provider_message_id = accepted.provider_message_id
-        settle(message, Outcome.SENT, None, now)
+        settle(message, Outcome.SENT, None, now, provider_message_id=accepted.provider_message_id)
         if outgoing.pause_assistant:
             pause_assistant(message.conversation, agent, message, now)
     db.session.commit()
@@ -179,10 +177,27 @@ def settle_stuck_sends(*, now: datetime, older_than: timedelta, conversation: Co
     return settled
 
 
-def settle(message: Message, outcome: Outcome, reason: str | None, now: datetime) -> None:
-    message.outcome = outcome
-    message.outcome_reason = reason
-    message.updated_at = now
+def settle(
+    message: Message, outcome: Outcome, reason: str | None, now: datetime, *, provider_message_id: str | None = None
+) -> None:
+    """Record the answer to the send, unless Vambe already reported what became of the message.
+
+    Its message.sent webhook can land before the HTTP answer, and its word beats a lost or gateway answer:
+    overwriting "sent" with "failed" or "unknown" would invite the agent to send it twice.
+    """
+    this_message = Message.id == message.id
+    db.session.execute(
+        update(Message)
+        .where(this_message, Message.outcome == Outcome.SENDING)
+        .values(outcome=outcome, outcome_reason=reason, updated_at=now)
+    )
+    if provider_message_id:
+        db.session.execute(
+            update(Message)
+            .where(this_message, Message.provider_message_id.is_(None))
+            .values(provider_message_id=provider_message_id)
+        )
+    db.session.refresh(message)
 
 
 def pause_assistant(conversation: Conversation, agent: User, message: Message, now: datetime) -> None:
