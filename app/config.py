@@ -31,6 +31,10 @@ def read_environment(project_root: Path) -> dict[str, str]:
 
 
 MIN_SECRET_KEY_LENGTH = 32
+# A random key of 32 characters has well over 10 different ones; "aaaa…" or a repeated word does not.
+MIN_SECRET_KEY_DISTINCT_CHARACTERS = 10
+# The secret may travel in the webhook URL, where it is all that stands between the internet and the inbox.
+MIN_WEBHOOK_SECRET_LENGTH = 16
 PLACEHOLDER_SECRETS = {"change-me", "changeme", "secret", "dev", "development", "replace-me", "your-secret-key"}
 
 
@@ -51,7 +55,7 @@ def load_config(env: Mapping[str, str], instance_path: Path) -> dict:
         if sandbox
         else env.get("VAMBE_API_BASE_URL", DEFAULT_VAMBE_API_BASE_URL).rstrip("/"),
         "VAMBE_API_KEY": SANDBOX_API_KEY if sandbox else api_key,
-        "VAMBE_WEBHOOK_SECRET": env.get("VAMBE_WEBHOOK_SECRET") or (SANDBOX_WEBHOOK_SECRET if sandbox else None),
+        "VAMBE_WEBHOOK_SECRET": webhook_secret(env.get("VAMBE_WEBHOOK_SECRET"), sandbox),
         "VAMBE_TIMEOUT": (
             positive_float(env, "VAMBE_CONNECT_TIMEOUT_SECONDS", 3.05),
             positive_float(env, "VAMBE_READ_TIMEOUT_SECONDS", 10.0),
@@ -82,7 +86,7 @@ def database_url(raw: str | None, instance_path: Path) -> str:
 
 def secret_key(raw: str | None, sandbox: bool, instance_path: Path) -> str:
     """The session-signing key; sandbox installs get a generated one kept in the instance folder."""
-    if raw and not sandbox and (len(raw) < MIN_SECRET_KEY_LENGTH or raw.lower() in PLACEHOLDER_SECRETS):
+    if raw and not sandbox and weak_secret_key(raw):
         raise ConfigError(
             f"SECRET_KEY is too weak for a real installation: use at least {MIN_SECRET_KEY_LENGTH} random "
             "characters, e.g. python -c 'import secrets; print(secrets.token_hex(32))'."
@@ -101,6 +105,26 @@ def secret_key(raw: str | None, sandbox: bool, instance_path: Path) -> str:
         instance_path.mkdir(parents=True, exist_ok=True)
         key_file.write_text(secrets.token_hex(32))
     return key_file.read_text().strip()
+
+
+def weak_secret_key(raw: str) -> bool:
+    return (
+        len(raw) < MIN_SECRET_KEY_LENGTH
+        or raw.lower() in PLACEHOLDER_SECRETS
+        or len(set(raw.strip())) < MIN_SECRET_KEY_DISTINCT_CHARACTERS
+    )
+
+
+def webhook_secret(raw: str | None, sandbox: bool) -> str | None:
+    """The secret that authenticates Vambe's deliveries; None refuses every delivery."""
+    if not raw:
+        return SANDBOX_WEBHOOK_SECRET if sandbox else None
+    if not sandbox and len(raw) < MIN_WEBHOOK_SECRET_LENGTH:
+        raise ConfigError(
+            f"VAMBE_WEBHOOK_SECRET is too short to guard the webhook: use at least {MIN_WEBHOOK_SECRET_LENGTH} "
+            "random characters, e.g. python -c 'import secrets; print(secrets.token_urlsafe(24))'."
+        )
+    return raw
 
 
 def positive_float(env: Mapping[str, str], name: str, default: float) -> float:

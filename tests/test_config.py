@@ -5,7 +5,7 @@ import pytest
 from app import create_app
 from app.config import SANDBOX_API_BASE_URL, ConfigError, load_config, read_environment
 
-STRONG_KEY = "k" * 40
+STRONG_KEY = "7f3a9c1e5b2d8f4a6c0e9b3d7a1f5c8e2b6d0a4f"
 
 
 def test_no_api_key_means_sandbox_mode(tmp_path):
@@ -75,7 +75,9 @@ def test_factory_overrides_win_over_the_environment(tmp_path):
     assert "sandbox" in app.blueprints
 
 
-@pytest.mark.parametrize("weak", ["change-me", "short-but-not-empty", "SECRET"])
+@pytest.mark.parametrize(
+    "weak", ["change-me", "short-but-not-empty", "SECRET", " " * 40, "changeme" * 5, "ab" * 20], ids=repr
+)
 def test_a_real_installation_refuses_a_weak_secret_key(tmp_path, weak):
     with pytest.raises(ConfigError, match="too weak"):
         load_config({"VAMBE_API_KEY": "k", "SECRET_KEY": weak}, tmp_path)
@@ -107,3 +109,15 @@ def test_proxy_count_and_log_format_are_validated(tmp_path):
         load_config({"HANDOFF_TRUSTED_PROXIES": "-1"}, tmp_path)
     with pytest.raises(ConfigError, match="HANDOFF_LOG_FORMAT"):
         load_config({"HANDOFF_LOG_FORMAT": "xml"}, tmp_path)
+
+
+@pytest.mark.parametrize("short", ["x", "s" * 15])
+def test_a_real_installation_refuses_a_short_webhook_secret(tmp_path, short):
+    with pytest.raises(ConfigError, match="VAMBE_WEBHOOK_SECRET is too short"):
+        load_config({"VAMBE_API_KEY": "k", "SECRET_KEY": STRONG_KEY, "VAMBE_WEBHOOK_SECRET": short}, tmp_path)
+
+
+def test_a_long_webhook_secret_or_none_is_accepted(tmp_path):
+    real = {"VAMBE_API_KEY": "k", "SECRET_KEY": STRONG_KEY}
+    assert load_config(real | {"VAMBE_WEBHOOK_SECRET": "s" * 16}, tmp_path)["VAMBE_WEBHOOK_SECRET"] == "s" * 16
+    assert load_config(real, tmp_path)["VAMBE_WEBHOOK_SECRET"] is None  # every delivery is refused

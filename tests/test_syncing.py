@@ -555,7 +555,9 @@ class TestOwnSendOutcomes:
 @pytest.fixture
 def install(database_url, fake):
     """A non-sandbox installation whose Vambe is the loopback fake."""
-    app = build_app(database_url, VAMBE_API_KEY=API_KEY, VAMBE_API_BASE_URL=fake.url, VAMBE_WEBHOOK_SECRET="s")
+    app = build_app(
+        database_url, VAMBE_API_KEY=API_KEY, VAMBE_API_BASE_URL=fake.url, VAMBE_WEBHOOK_SECRET="whsec-" + "s" * 16
+    )
     yield app
     app.extensions["vambe_client"].session.close()
     with app.app_context():
