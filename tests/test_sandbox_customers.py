@@ -16,7 +16,7 @@ from app.clock import utcnow
 from app.domain.sending import Reply, send_reply
 from app.extensions import db
 from app.models import Author, Conversation, DeliveryState, Direction, Message, Outcome, Role, WebhookDelivery
-from app.sandbox.customers import CANNED_ANSWERS, UnknownSandboxPhone, customer_says
+from app.sandbox.customers import CANNED_ANSWERS, UnknownSandboxPhone, customer_says, recent_messages
 from app.sandbox.state import SandboxContact, SandboxMessage
 from tests import factories
 
@@ -189,6 +189,17 @@ class TestCustomerSays:
 
         assert (count(SandboxContact), count(WebhookDelivery), count(Message)) == (0, 0, 0)
 
+    def test_the_ai_answers_after_the_question_on_every_list(self, app_ctx, channels):
+        said = customer_says(new_phone(), "¿Abren el domingo?", now=utcnow())
+
+        on_the_phone = [m.sender for m in recent_messages(said.contact_id)]
+        in_handoff = [m.author for m in handoff_messages(conversation_for(said.contact_id).id)]
+
+        assert on_the_phone == ["customer", "assistant"]
+        assert in_handoff == [Author.CUSTOMER, Author.ASSISTANT]
+        question, answer = (m.created_at for m in recent_messages(said.contact_id))
+        assert answer > question  # not a tie that a random id breaks
+
     def test_without_a_sandbox_number_a_new_customer_is_refused_with_advice(self, app_ctx):
         with pytest.raises(UnknownSandboxPhone, match="flask sandbox seed"):
             customer_says(new_phone(), "Hola", now=utcnow())
@@ -283,8 +294,15 @@ class TestSimulateCustomerPage:
         # The new customer is now offered, and selected, on the form that came back.
         assert "Nicolás Fuentes (+56955550123)" in response.get_data(as_text=True)
 
-    @pytest.mark.parametrize("phone", ["12", "", "abc"])
-    def test_a_bad_phone_is_422_with_the_error_and_nothing_is_stored(self, app, client, agent, phone):
+    @pytest.mark.parametrize(
+        ("phone", "error"),
+        [
+            ("12", "“12” is not a phone number: give 8 to 15 digits"),
+            ("", "Give the customer&#39;s phone number"),
+            ("abc", "“abc” is not a phone number"),
+        ],
+    )
+    def test_a_bad_phone_is_422_with_the_error_and_nothing_is_stored(self, app, client, agent, phone, error):
         with app.app_context():
             factories.make_sandbox_channels()
 
@@ -296,7 +314,8 @@ class TestSimulateCustomerPage:
 
         assert response.status_code == 422
         html = response.get_data(as_text=True)
-        assert "is not a phone number" in html
+        assert error in html
+        assert "'" + phone + "'" not in html  # no Python repr
         assert "Delivered to Handoff." not in html
         assert re.search(r"<textarea[^>]*>\s*Hola</textarea>", html)  # the customer's text is kept for a retry
         with app.app_context():

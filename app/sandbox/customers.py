@@ -2,7 +2,7 @@
 
 import re
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from flask import current_app
 from sqlalchemy import func, select
@@ -16,6 +16,7 @@ CANNED_ANSWERS = [
     "Entiendo. ¿Me puedes dar tu número de pedido para ayudarte mejor?",
     "Gracias. Si prefieres, puedo derivarte con una persona del equipo.",
 ]
+AI_THINKING_TIME = timedelta(milliseconds=1)  # the webhooks' timestamps have millisecond precision
 
 
 class UnknownSandboxPhone(ValueError):
@@ -25,8 +26,10 @@ class UnknownSandboxPhone(ValueError):
 def customer_says(phone: str, text: str, *, name: str = "", now: datetime) -> SandboxMessage:
     """A customer writes on WhatsApp: Vambe stores it, notifies Handoff, and its AI may answer."""
     digits = re.sub(r"\D", "", phone)
+    if not phone.strip():
+        raise UnknownSandboxPhone("Give the customer's phone number, with its country code.")
     if not 8 <= len(digits) <= 15:
-        raise UnknownSandboxPhone(f"{phone!r} is not a phone number")
+        raise UnknownSandboxPhone(f"“{phone}” is not a phone number: give 8 to 15 digits, with the country code.")
     contact = db.session.scalar(select(SandboxContact).where(SandboxContact.phone == digits))
     if contact is None:
         channel = db.session.scalar(select(SandboxChannel).order_by(SandboxChannel.id).limit(1))
@@ -39,7 +42,8 @@ def customer_says(phone: str, text: str, *, name: str = "", now: datetime) -> Sa
     message = store(contact, "INBOUND", "customer", text, now)
     notify("message.received", message, now)
     if not contact.assistant_paused:
-        reply = store(contact, "OUTBOUND", "assistant", canned_answer(contact), now)
+        # A moment later, so that every list (the customer's phone, the thread) shows the answer after the question.
+        reply = store(contact, "OUTBOUND", "assistant", canned_answer(contact), now + AI_THINKING_TIME)
         notify("message.sent", reply, now)
     return message
 
