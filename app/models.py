@@ -1,10 +1,13 @@
 """The store: users, business numbers, conversations, messages and the audit trail."""
 
+import hashlib
+import hmac
 import unicodedata
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from flask import current_app
 from flask_login import UserMixin
 from sqlalchemy import JSON, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
@@ -93,6 +96,16 @@ class User(UserMixin, db.Model):
     @property
     def is_active(self) -> bool:
         return self.active
+
+    def get_id(self) -> str:
+        """What the session remembers: the id, and a digest of the password hash, so that a new password (a reset)
+        signs out every session made with the old one (see security.load_user)."""
+        return f"{self.id}.{self.password_digest()}"
+
+    def password_digest(self) -> str:
+        key = current_app.secret_key
+        key = key.encode() if isinstance(key, str) else key
+        return hmac.new(key, b"session:" + self.password_hash.encode(), hashlib.sha256).hexdigest()[:16]
 
     def set_password(self, password: str) -> None:
         self.password_hash = generate_password_hash(password, method=PASSWORD_HASH_METHOD)

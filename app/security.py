@@ -1,5 +1,6 @@
 """Access rules: roles, safe redirects, and how anonymous requests are turned away."""
 
+import hmac
 from functools import wraps
 from urllib.parse import urlsplit
 
@@ -11,9 +12,17 @@ from app.models import Role, User
 
 
 @login_manager.user_loader
-def load_user(user_id: str) -> User | None:
-    user = db.session.get(User, int(user_id)) if user_id.isdigit() else None
-    return user if user is not None and user.is_active else None
+def load_user(session_id: str) -> User | None:
+    """The active user whose ``User.get_id()`` this is, made with their current password; else None (signed out).
+
+    A session from before the password changed, or in the old format (the bare id), no longer matches."""
+    user_id, _, digest = session_id.partition(".")
+    if not (user_id.isascii() and user_id.isdigit() and digest):
+        return None
+    user = db.session.get(User, int(user_id))
+    if user is None or not user.is_active or not hmac.compare_digest(digest.encode(), user.password_digest().encode()):
+        return None
+    return user
 
 
 @login_manager.unauthorized_handler

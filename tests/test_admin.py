@@ -229,6 +229,23 @@ def test_resetting_a_password_replaces_the_old_one(app, auth, admin):
     assert signs_in(app, email, NEW_PASSWORD)
 
 
+def test_resetting_a_password_signs_out_the_sessions_made_with_the_old_one(app, auth, admin):
+    email = "stolen@example.com"
+    target = make_user(app, Role.AGENT, email=email)
+    their_browser = Auth(app, app.test_client())  # or whoever holds a copy of its session cookie
+    assert their_browser.login(email).status_code == 302
+    assert their_browser.client.get("/").status_code == 200
+
+    response = post(auth, f"/admin/users/{target}/password", password=NEW_PASSWORD)
+
+    assert response.status_code == 303
+    signed_out = their_browser.client.get("/")
+    assert signed_out.status_code == 302 and "/login" in signed_out.headers["Location"]
+    assert auth.client.get(USERS).status_code == 200  # the admin's own session is not affected
+    assert their_browser.login(email, NEW_PASSWORD).status_code == 302
+    assert their_browser.client.get("/").status_code == 200
+
+
 def test_a_too_short_new_password_is_refused_and_the_old_one_still_works(app, auth, admin):
     email = "keeper@example.com"
     target = make_user(app, Role.AGENT, email=email)

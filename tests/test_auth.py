@@ -1,3 +1,7 @@
+import pytest
+from werkzeug.security import check_password_hash
+
+from app import models
 from app.domain.accounts import find_user
 from app.extensions import db
 from app.models import Role
@@ -42,6 +46,63 @@ def test_deactivated_user_cannot_sign_in(app, auth):
         user.active = False
         db.session.commit()
     assert auth.login("gone@example.com").status_code == 422
+
+
+@pytest.fixture
+def password_checks(monkeypatch):
+    """The password hashes checked against, wherever they are checked."""
+    checked = []
+
+    def spy(password_hash: str, password: str) -> bool:
+        checked.append(password_hash)
+        return check_password_hash(password_hash, password)
+
+    monkeypatch.setattr("app.models.check_password_hash", spy)
+    monkeypatch.setattr("app.domain.accounts.check_password_hash", spy, raising=False)
+    return checked
+
+
+@pytest.mark.parametrize("case", ["unknown-email", "wrong-password", "deactivated"])
+def test_every_refused_sign_in_checks_one_password_hash_so_timing_does_not_tell_who_exists(
+    app, auth, password_checks, case
+):
+    with app.app_context():
+        user = factories.make_user(email="ana@example.com")
+        user.active = case != "deactivated"
+        db.session.commit()
+        real_hash = user.password_hash
+    email, password = {
+        "unknown-email": ("nobody@example.com", TEST_PASSWORD),
+        "wrong-password": ("ana@example.com", "not the password"),
+        "deactivated": ("ana@example.com", TEST_PASSWORD),
+    }[case]
+
+    assert auth.login(email, password).status_code == 422
+
+    assert len(password_checks) == 1, password_checks
+    # A real user's hash, or one made the same way (same method, same cost) when there is no such user.
+    assert password_checks[0].startswith(f"{models.PASSWORD_HASH_METHOD}$")
+    assert (password_checks[0] == real_hash) == (case != "unknown-email")
+
+
+@pytest.mark.parametrize(
+    "stored",
+    [
+        pytest.param(lambda user_id: str(user_id), id="bare-id-from-before-the-password-digest"),
+        pytest.param(lambda user_id: f"{user_id}.0123456789abcdef", id="another-password-digest"),
+        pytest.param(lambda user_id: "not-an-id", id="garbage"),
+    ],
+)
+def test_a_session_that_does_not_match_the_current_password_is_signed_out(auth, stored):
+    user_id = auth.login_as(Role.AGENT)
+    assert auth.client.get("/").status_code == 200
+    with auth.client.session_transaction() as session:
+        session["_user_id"] = stored(user_id)
+
+    response = auth.client.get("/")
+
+    assert response.status_code == 302 and "/login" in response.headers["Location"]
+    assert auth.client.get("/login").status_code == 200
 
 
 def test_login_without_csrf_token_is_rejected(app, client):

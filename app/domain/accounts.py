@@ -1,9 +1,13 @@
 """Users: creating and administering them, checking their passwords, and the audit trail of both."""
 
+import secrets
 from datetime import datetime, timedelta
+from functools import cache
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, or_, select
+from werkzeug.security import check_password_hash, generate_password_hash
 
+from app import models
 from app.extensions import db
 from app.models import AuditEvent, AuditKind, Role, User
 
@@ -49,13 +53,23 @@ def authenticate(email: str, password: str, *, now: datetime) -> User | None:
     if recent_failures(email, now) >= FAILED_LOGIN_LIMIT:
         raise TooManyAttempts()
     user = find_user(email)
-    if user is None or not user.is_active or not user.check_password(password):
+    if user is None:
+        # The same cost as checking a real password, so that the time taken does not tell which emails exist.
+        check_password_hash(dummy_password_hash(models.PASSWORD_HASH_METHOD), password)
+    # The password first, so that a deactivated account costs the same too.
+    if user is None or not user.check_password(password) or not user.is_active:
         audit(AuditKind.LOGIN_FAILED, None, now, email=email)
         db.session.commit()
         return None
     audit(AuditKind.LOGIN, user, now)
     db.session.commit()
     return user
+
+
+@cache
+def dummy_password_hash(method: str) -> str:
+    """A hash of a random password, made (once per hashing method) like real ones, for emails without a user."""
+    return generate_password_hash(secrets.token_urlsafe(16), method=method)
 
 
 def recent_failures(email: str, now: datetime) -> int:
@@ -70,23 +84,27 @@ def recent_failures(email: str, now: datetime) -> int:
 
 def set_active(user: User, active: bool, *, actor: User, now: datetime) -> None:
     """Deactivate or reactivate ``user``; the last active admin cannot be deactivated. Commits."""
+    removes_an_admin = not active and lock_the_admins(user)
     if user.active == active:
+        db.session.rollback()  # nothing to change: end the transaction (and its locks)
         return
-    if not active:
-        keep_an_admin(user)
     user.active = active
     audit(AuditKind.USER_REACTIVATED if active else AuditKind.USER_DEACTIVATED, actor, now, user_id=user.id)
+    if removes_an_admin:
+        keep_an_admin()
     db.session.commit()
 
 
 def change_role(user: User, role: Role, *, actor: User, now: datetime) -> None:
     """Give ``user`` another role; the last active admin keeps theirs. Commits."""
+    removes_an_admin = role != Role.ADMIN and lock_the_admins(user)
     if user.role == role:
+        db.session.rollback()  # nothing to change: end the transaction (and its locks)
         return
-    if role != Role.ADMIN:
-        keep_an_admin(user)
     previous, user.role = user.role, Role(role)
     audit(AuditKind.ROLE_CHANGED, actor, now, user_id=user.id, **{"from": previous, "to": user.role})
+    if removes_an_admin:
+        keep_an_admin()
     db.session.commit()
 
 
@@ -97,14 +115,35 @@ def reset_password(user: User, password: str, *, actor: User, now: datetime) -> 
     db.session.commit()
 
 
-def keep_an_admin(user: User) -> None:
-    """Refuse a change that would leave no active admin."""
-    if user.role != Role.ADMIN or not user.active:
-        return
-    admins = db.session.scalar(
-        select(func.count(User.id)).where(User.role == Role.ADMIN, User.active.is_(True), User.id != user.id)
-    )
+# Two admins deactivating (or demoting) each other at the same moment must not leave no admin at all:
+# each change takes the admins' locks, writes, then counts the active admins left in the same transaction.
+
+
+def lock_the_admins(user: User) -> bool:
+    """Lock the rows of the active admins and of ``user``, reload them, and say whether ``user`` is an active admin.
+
+    On PostgreSQL a concurrent change to an admin waits here until this transaction ends, then sees its outcome.
+    SQLite has no row locks (nothing is rendered), and pysqlite begins the transaction only at the first write:
+    there, keep_an_admin() counts after writing, once this change holds the database's write lock.
+    """
+    db.session.scalars(
+        select(User)
+        .where(or_(and_(User.role == Role.ADMIN, User.active.is_(True)), User.id == user.id))
+        .order_by(User.id)  # the same order in every transaction: no deadlock between two of them
+        # FOR NO KEY UPDATE: conflicts with other changes to these rows, but not with rows that merely refer to them.
+        .with_for_update(key_share=True)
+        .execution_options(populate_existing=True)
+    ).all()
+    return user.role == Role.ADMIN and user.active
+
+
+def keep_an_admin() -> None:
+    """After a change that removed an active admin (see lock_the_admins), and before committing it: roll it back and
+    refuse if no active admin is left."""
+    db.session.flush()
+    admins = db.session.scalar(select(func.count(User.id)).where(User.role == Role.ADMIN, User.active.is_(True)))
     if admins == 0:
+        db.session.rollback()
         raise AccountError("This is the last active admin: make someone else an admin first.")
 
 
