@@ -6,7 +6,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import func, select
 
-from app.domain.ingesting import ContactRef, ObservedMessage, ingest_message
+from app.domain.ingesting import ContactRef, ObservedMessage, ingest_message, record_outbound
+from app.domain.window import WindowState, window_status
 from app.extensions import db
 from app.models import Author, Conversation, Direction, Message, Outcome
 
@@ -29,6 +30,7 @@ def ingest(
     occurred_at: datetime = T0,
     direction: Direction = Direction.INBOUND,
     body: str = "Hola",
+    now: datetime = NOW,
 ):
     inbound = direction == Direction.INBOUND
     observed = ObservedMessage(
@@ -39,7 +41,7 @@ def ingest(
         provider_message_id=str(uuid.uuid4()) if provider_message_id == "generate" else provider_message_id,
         outcome=Outcome.RECEIVED if inbound else Outcome.SENT,
     )
-    return ingest_message(ref, observed, now=NOW)
+    return ingest_message(ref, observed, now=now)
 
 
 def count(model) -> int:
@@ -178,3 +180,41 @@ class TestConversationTimes:
         conversation = result.message.conversation
         assert conversation.last_inbound_at == T0
         assert conversation.last_message_at == T0 + timedelta(hours=1)
+
+
+class TestTimesAheadOfTheClock:
+    """A message cannot have happened after Handoff learnt of it: a time ahead of ``now`` is taken as ``now``."""
+
+    def test_an_inbound_time_ahead_anchors_the_window_when_it_arrived(self, app_ctx):
+        result = ingest(contact(), occurred_at=NOW + timedelta(hours=3), now=NOW)
+
+        conversation = result.message.conversation
+        assert result.message.occurred_at == NOW
+        assert (conversation.last_inbound_at, conversation.last_message_at) == (NOW, NOW)
+        status = window_status(conversation.last_inbound_at, NOW + timedelta(hours=24, minutes=1), timedelta(hours=1))
+        assert status.state == WindowState.CLOSED
+
+    def test_out_of_order_arrivals_keep_the_newest_arrival(self, app_ctx):
+        ref = contact()
+        first = ingest(ref, body="ahead", occurred_at=NOW + timedelta(hours=3), now=NOW)
+        ingest(ref, body="older, late", occurred_at=NOW - timedelta(hours=1), now=NOW + timedelta(minutes=1))
+        conversation = first.message.conversation
+        assert conversation.last_inbound_at == NOW
+
+        ingest(ref, body="ahead again", occurred_at=NOW + timedelta(hours=4), now=NOW + timedelta(minutes=30))
+        ingest(ref, body="true, late", occurred_at=NOW + timedelta(minutes=10), now=NOW + timedelta(minutes=40))
+
+        db.session.refresh(conversation)
+        assert conversation.last_inbound_at == NOW + timedelta(minutes=30)
+        assert conversation.last_message_at == NOW + timedelta(minutes=30)
+        in_order = db.session.scalars(select(Message.body).order_by(Message.occurred_at)).all()
+        assert in_order == ["older, late", "ahead", "true, late", "ahead again"]
+
+    def test_an_outbound_time_ahead_is_taken_as_now_and_opens_no_window(self, app_ctx):
+        ref = contact()
+
+        message = record_outbound(ref, "Te ayudo", NOW + timedelta(hours=3), "out-ahead", now=NOW)
+
+        assert (message.direction, message.author, message.occurred_at) == (Direction.OUTBOUND, Author.ASSISTANT, NOW)
+        assert message.conversation.last_message_at == NOW
+        assert message.conversation.last_inbound_at is None

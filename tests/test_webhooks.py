@@ -7,7 +7,9 @@ bug in the app's signing code cannot cancel itself out.
 
 import hashlib
 import hmac
+import io
 import json
+import logging
 import re
 import threading
 import uuid
@@ -16,8 +18,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select, update
+from werkzeug.test import EnvironBuilder
+from werkzeug.wrappers import Request
 
 from app.clock import utcnow
+from app.domain.deliveries import WebhookUnauthorized, authenticate
+from app.domain.window import WindowState, window_status
 from app.extensions import db
 from app.models import (
     Author,
@@ -40,6 +46,7 @@ CUSTOMER_PHONE = "56998389641"
 BUSINESS_PHONE = "56211111111"
 LIVE_API_KEY = "sk-live-4a7d1e9c-webhook-test-api-key"
 LIVE_SECRET = "whsec-9b1f3c55e0a24d8e-test-secret"
+WARNING = timedelta(minutes=60)
 
 
 # --- building deliveries ---------------------------------------------------------------------------
@@ -390,6 +397,58 @@ class TestAuthentication:
         assert response.status_code == 401
         assert delivery_count(app) == 0
 
+    @pytest.mark.parametrize(
+        "tamper",
+        [
+            pytest.param(lambda h: {**h, "x-vambe-signature": "é" * 64}, id="non-ascii"),
+            pytest.param(lambda h: {**h, "x-vambe-signature": h["x-vambe-signature"][:-1] + "ÿ"}, id="last-char"),
+            pytest.param(lambda h: {**h, "x-vambe-signature": h["x-vambe-signature"] + "é"}, id="appended"),
+            pytest.param(lambda h: {**h, "x-vambe-timestamp": h["x-vambe-timestamp"] + "é"}, id="timestamp"),
+        ],
+    )
+    def test_a_non_ascii_signature_header_is_401_and_nothing_is_stored(self, app, client, caplog, tamper):
+        # hmac.compare_digest raises TypeError on two str with a non-ASCII character: that was a 500.
+        body = encode(shape_a("message.received", contact_id=new_contact_id(), body="Hola"))
+        headers = tamper(signed_headers(app.config["VAMBE_WEBHOOK_SECRET"], body))
+
+        response = client.post(URL, data=body, headers=headers)
+
+        assert response.status_code == 401
+        assert delivery_count(app) == 0
+        assert messages(app) == []
+        assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+
+    @pytest.mark.parametrize(
+        "token",
+        [lambda s: "é", lambda s: s + "é", lambda s: "%FF%FE", lambda s: "ñandú-😀"],
+        ids=["non-ascii", "secret-and-more", "not-utf-8", "emoji"],
+    )
+    def test_a_non_ascii_url_token_is_401_and_nothing_is_stored(self, app, client, caplog, token):
+        body = encode(shape_a("message.received", contact_id=new_contact_id(), body="Hola"))
+
+        response = client.post(f"{URL}/{token(app.config['VAMBE_WEBHOOK_SECRET'])}", data=body)
+
+        assert response.status_code == 401
+        assert delivery_count(app) == 0
+        assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+
+    @pytest.mark.parametrize(
+        "proof",
+        [
+            {"url_token": "\udcff"},
+            {"url_token": "whsec-\ud800"},
+            {"signature": "\udcff" * 64},
+            {"signature": "é" * 64},
+        ],
+        ids=["escaped-byte-token", "lone-surrogate-token", "escaped-byte-signature", "non-ascii-signature"],
+    )
+    def test_authentication_refuses_text_it_cannot_compare_as_ascii(self, proof):
+        # What a server may hand on for bytes that are not UTF-8: refused, never an exception.
+        arguments = {"url_token": None, "timestamp": now_timestamp(), "signature": None, **proof}
+
+        with pytest.raises(WebhookUnauthorized):
+            authenticate("whsec-test-secret", body=b"{}", now=utcnow(), **arguments)
+
     def test_without_a_configured_secret_every_delivery_is_refused(self, database_url):
         app = build_app(database_url, VAMBE_API_KEY=LIVE_API_KEY)  # a real install that forgot the secret
         try:
@@ -428,6 +487,61 @@ class TestBodySize:
 
         assert response.status_code == 200
         assert [len(m.body) for m in messages(app)] == [len(payload["data"]["message_body"])]
+
+    def test_a_body_one_byte_over_256_kb_is_413(self, app, client):
+        body = exactly(MAX_BODY + 1)
+
+        response = client.post(f"{URL}/{app.config['VAMBE_WEBHOOK_SECRET']}", data=body)
+
+        assert response.request.environ["CONTENT_LENGTH"] == str(MAX_BODY + 1)
+        assert response.status_code == 413
+        assert delivery_count(app) == 0
+
+    @pytest.mark.parametrize("size", [MAX_BODY + 1, 2 * MAX_BODY], ids=["one-byte-over", "twice"])
+    @pytest.mark.parametrize("proof", ["url-token", "signature"])
+    def test_a_chunked_body_over_256_kb_is_413_and_nothing_is_stored(self, app, client, size, proof):
+        # Without a Content-Length, Werkzeug cuts the stream at the limit instead of refusing it: the first
+        # 256 KB were stored and answered 200 (URL token), or failed the signature (401).
+        secret = app.config["VAMBE_WEBHOOK_SECRET"]
+        body = exactly(size)
+        if proof == "url-token":
+            response = post_chunked(client, f"{URL}/{secret}", body)
+        else:
+            response = post_chunked(client, URL, body, signed_headers(secret, body))
+
+        assert response.status_code == 413
+        assert delivery_count(app) == 0
+        assert messages(app) == []
+
+    def test_a_chunked_body_of_exactly_256_kb_is_accepted_whole(self, app, client):
+        body = exactly(MAX_BODY)
+
+        response = post_chunked(client, URL, body, signed_headers(app.config["VAMBE_WEBHOOK_SECRET"], body))
+
+        assert response.status_code == 200, response.get_data(as_text=True)
+        [delivery] = deliveries(app)
+        assert delivery.body.encode() == body
+        [message] = messages(app)
+        assert len(message.body) == len(json.loads(body)["data"]["message_body"])
+
+
+def exactly(size: int) -> bytes:
+    """A valid message.received delivery of exactly ``size`` bytes."""
+    payload = shape_a("message.received", contact_id=new_contact_id(), body="")
+    payload["data"]["message_body"] = "x" * (size - len(encode(payload)))
+    body = encode(payload)
+    assert len(body) == size
+    return body
+
+
+def post_chunked(client, path: str, body: bytes, headers: dict[str, str] | None = None):
+    """POST ``body`` as gunicorn hands on a chunked request: no Content-Length, the input marked as terminated."""
+    environ = EnvironBuilder(path=path, method="POST", headers=headers, input_stream=io.BytesIO(body)).get_environ()
+    del environ["CONTENT_LENGTH"]  # the builder measures a seekable stream; a chunked request has none
+    environ["wsgi.input_terminated"] = True
+    response = client.open(Request(environ))
+    assert "CONTENT_LENGTH" not in response.request.environ
+    return response
 
 
 # --- payload shapes --------------------------------------------------------------------------------
@@ -557,6 +671,87 @@ class TestShapes:
         assert response.status_code == 200
         assert conversation_of(app, "None") is None, "a null aiContactId became the contact id 'None'"
 
+    @pytest.mark.parametrize("to_number", [CUSTOMER_PHONE, None], ids=["with-toNumber", "without-toNumber"])
+    def test_shape_b_message_sent_is_outbound_before_any_business_number_is_known(self, app, client, to_number):
+        # A fresh install: nobody has fetched the business numbers yet. The event name says which way it went.
+        contact = new_contact_id()
+        payload = {
+            "event": "message.sent",
+            **shape_b(
+                contact_id=contact,
+                from_number=BUSINESS_PHONE,
+                text="¡Hola! Soy el asistente virtual.",
+                message_id="b-ai",
+                name="Ventas",
+            ),
+        }
+        if to_number:
+            payload["data"]["toNumber"] = to_number
+
+        response = post_signed(client, app, payload)
+
+        assert response.get_json()["state"] == "processed"
+        [message] = messages(app)
+        assert (message.direction, message.author, message.outcome, message.provider_message_id) == (
+            Direction.OUTBOUND,
+            Author.ASSISTANT,
+            Outcome.SENT,
+            "b-ai",
+        )
+        conversation = conversation_of(app, contact)
+        assert conversation.last_inbound_at is None  # the AI's reply opens no window
+        assert window_status(conversation.last_inbound_at, utcnow(), WARNING).state == WindowState.UNKNOWN
+        # The customer's phone is the one the message went to; the business's name is not the customer's.
+        assert (conversation.phone, conversation.name) == ("+" + CUSTOMER_PHONE if to_number else None, "")
+        assert [d.event for d in deliveries(app)] == ["message.sent"]
+
+    def test_shape_b_message_received_is_inbound_before_any_business_number_is_known(self, app, client):
+        contact = new_contact_id()
+        payload = {
+            "event": "message.received",
+            **shape_b(contact_id=contact, from_number=CUSTOMER_PHONE, text="Ok", message_id="b-customer"),
+        }
+        payload["data"]["toNumber"] = BUSINESS_PHONE
+
+        response = post_signed(client, app, payload)
+
+        assert response.get_json()["state"] == "processed"
+        [message] = messages(app)
+        assert (message.direction, message.author) == (Direction.INBOUND, Author.CUSTOMER)
+        conversation = conversation_of(app, contact)
+        assert (conversation.phone, conversation.name) == ("+" + CUSTOMER_PHONE, "Waita")
+        assert conversation.last_inbound_at == message.occurred_at == deliveries(app)[0].received_at
+        assert [d.event for d in deliveries(app)] == ["message.received"]
+
+    def test_shape_b_naming_no_event_fails_until_the_business_numbers_are_known_then_replays(self, app, client):
+        # The documented shape B names no event: only the business's numbers tell an AI reply from a customer.
+        contact = new_contact_id()
+        payload = shape_b(
+            contact_id=contact, from_number=BUSINESS_PHONE, text="¡Hola! Soy el asistente.", message_id="b-?"
+        )
+
+        response = post_signed(client, app, payload)
+
+        assert response.get_json()["state"] == "failed"
+        [delivery] = deliveries(app)
+        assert "business numbers" in delivery.error
+        assert messages(app) == []
+        assert conversation_of(app, contact) is None
+
+        with app.app_context():
+            factories.make_business_number(phone_number=BUSINESS_PHONE)
+        result = replay(app, "--failed")
+
+        assert "Replayed 1 deliveries: 1 processed, 0 failed." in result.output
+        [message] = messages(app)
+        assert (message.direction, message.author, message.provider_message_id) == (
+            Direction.OUTBOUND,
+            Author.ASSISTANT,
+            "b-?",
+        )
+        conversation = conversation_of(app, contact)
+        assert (conversation.phone, conversation.name, conversation.last_inbound_at) == (None, "", None)
+
 
 class TestUnprocessable:
     @pytest.mark.parametrize(
@@ -640,6 +835,42 @@ class TestRepeatsAndOrder:
         assert conversation.last_inbound_at == at_ms(newer)
         assert conversation.last_message_at == at_ms(newer)
         assert sorted(m.body for m in messages(app)) == ["primero", "segundo"]
+
+    def test_a_timestamp_ahead_of_the_clock_anchors_the_window_when_the_message_arrived(self, app, client):
+        # The sender's clock runs 3 hours fast: the window must still close 24h after the message reached us.
+        contact = new_contact_id()
+        ahead = shape_a(
+            "message.received", contact_id=contact, body="hola", message_id="ahead", at=utcnow() + timedelta(hours=3)
+        )
+
+        post_signed(client, app, ahead)
+
+        [delivery] = deliveries(app)
+        [message] = messages(app)
+        conversation = conversation_of(app, contact)
+        assert conversation.last_inbound_at == delivery.received_at
+        assert conversation.last_message_at == delivery.received_at
+        assert message.occurred_at == delivery.received_at
+        just_after = delivery.received_at + timedelta(hours=24, minutes=1)
+        status = window_status(conversation.last_inbound_at, just_after, WARNING)
+        assert status.state == WindowState.CLOSED
+        assert not status.allows_free_form
+
+    def test_an_older_message_after_one_dated_ahead_does_not_move_the_window_back(self, app, client):
+        contact = new_contact_id()
+        post_signed(
+            client,
+            app,
+            shape_a("message.received", contact_id=contact, body="b", message_id="b", at=utcnow() + timedelta(hours=3)),
+        )
+        older = utcnow() - timedelta(minutes=40)
+        post_signed(client, app, shape_a("message.received", contact_id=contact, body="a", message_id="a", at=older))
+
+        first, _ = deliveries(app)
+        conversation = conversation_of(app, contact)
+        assert conversation.last_inbound_at == first.received_at
+        ordered = sorted(messages(app), key=lambda m: m.occurred_at)
+        assert [(m.body, m.occurred_at) for m in ordered] == [("a", at_ms(older)), ("b", first.received_at)]
 
     def test_an_inbound_webhook_opens_the_window_on_the_conversation_page(self, app, client, auth):
         auth.login_as(Role.AGENT)
@@ -765,18 +996,16 @@ class TestOutboundAttribution:
         client, (conversation_id, contact) = agent_page
         text = "Gracias por esperar."
         send_through_the_form(client, conversation_id, text, pause=False)
+        # The send was 10 minutes ago. (A timestamp 10 minutes ahead would not do: times ahead of the
+        # moment a delivery arrives are taken as that moment.)
+        with live_app.app_context():
+            db.session.execute(
+                update(Message).where(Message.body == text).values(occurred_at=utcnow() - timedelta(minutes=10))
+            )
+            db.session.commit()
+            db.session.remove()
 
-        post_signed(
-            client,
-            live_app,
-            shape_a(
-                "message.sent",
-                contact_id=contact,
-                body=text,
-                message_id="late",
-                at=utcnow() + timedelta(minutes=10),
-            ),
-        )
+        post_signed(client, live_app, shape_a("message.sent", contact_id=contact, body=text, message_id="late"))
 
         sent = messages(live_app, Message.body == text)
         assert [(m.author, m.provider_message_id) for m in sent] == [
@@ -901,6 +1130,35 @@ class TestReplay:
             message.id,
         )
         assert conversation_of(app, contact).last_inbound_at is not None
+
+    def test_replay_takes_a_time_ahead_as_when_the_delivery_arrived_not_when_it_is_replayed(self, app):
+        contact = new_contact_id()
+        received = utcnow() - timedelta(hours=2)
+        body = json.dumps(
+            shape_a(
+                "message.received", contact_id=contact, body="hola", message_id="m", at=received + timedelta(hours=3)
+            )
+        )
+        with app.app_context():
+            db.session.add(
+                WebhookDelivery(
+                    received_at=received,
+                    authenticated_by="signature",
+                    headers={},
+                    body=body,
+                    state=DeliveryState.FAILED,
+                    error="internal error: OperationalError",
+                    processed_at=received,
+                )
+            )
+            db.session.commit()
+            db.session.remove()
+
+        result = replay(app, "--failed")
+
+        assert "Replayed 1 deliveries: 1 processed, 0 failed." in result.output
+        assert conversation_of(app, contact).last_inbound_at == received
+        assert [m.occurred_at for m in messages(app)] == [received]
 
     def test_replay_since_skips_older_deliveries(self, app, client):
         post_signed(client, app, {"event": "contact.updated", "data": {"contact_id": "old"}})

@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from app.domain.ingesting import ContactRef, ObservedMessage, ingest_message, parse_time, record_outbound
 from app.extensions import db
-from app.models import Author, BusinessNumber, DeliveryState, Direction, WebhookDelivery
+from app.models import Author, BusinessNumber, DeliveryState, Direction, Message, WebhookDelivery
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ class UnrecognisedEvent(ValueError):
 
 @dataclass(frozen=True)
 class MessageEvent:
-    event: str
+    event: str | None  # None: a shape-B message whose direction nothing tells
     contact: ContactRef
     message_id: str | None
     body: str
@@ -41,7 +41,7 @@ class MessageEvent:
 
 def signature_for(secret: str, timestamp: str, body: bytes) -> str:
     """Hex HMAC-SHA256 of ``"{timestamp}.{body}"``, Vambe's webhook signature."""
-    return hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
+    return hmac.new(as_bytes(secret), as_bytes(timestamp) + b"." + body, hashlib.sha256).hexdigest()
 
 
 def authenticate(
@@ -57,7 +57,7 @@ def authenticate(
     if not secret:
         raise WebhookUnauthorized("VAMBE_WEBHOOK_SECRET is not configured")
     if url_token is not None:
-        if hmac.compare_digest(url_token.encode(), secret.encode()):
+        if hmac.compare_digest(as_bytes(url_token), as_bytes(secret)):
             return "url_token"
         raise WebhookUnauthorized("wrong token in the webhook URL")
     if not timestamp or not signature:
@@ -65,9 +65,16 @@ def authenticate(
     signed_at = parse_signature_time(timestamp)
     if signed_at is None or abs(now - signed_at) > SIGNATURE_MAX_AGE:
         raise WebhookUnauthorized("signature timestamp missing, malformed or older than 5 minutes")
-    if not hmac.compare_digest(signature_for(secret, timestamp, body), signature.strip().lower()):
+    expected = signature_for(secret, timestamp, body)
+    if not hmac.compare_digest(as_bytes(expected), as_bytes(signature.strip().lower())):
         raise WebhookUnauthorized("signature does not match")
     return "signature"
+
+
+def as_bytes(text: str) -> bytes:
+    """``text`` as bytes, whatever it holds, for hmac.compare_digest: comparing two str raises TypeError
+    as soon as one holds a non-ASCII character, and headers and URLs are the sender's to choose."""
+    return text.encode("utf-8", "surrogatepass")
 
 
 def parse_signature_time(raw: str) -> datetime | None:
@@ -135,6 +142,17 @@ def apply_event(event: MessageEvent, *, now: datetime):
     if event.event == "message.received":
         observed = ObservedMessage(Direction.INBOUND, Author.CUSTOMER, event.body, event.occurred_at, event.message_id)
         return ingest_message(event.contact, observed, now=now).message
+    if event.event is None:
+        if event.message_id is not None:
+            known = db.session.scalar(select(Message).where(Message.provider_message_id == event.message_id))
+            if known is not None:
+                return known  # the same message, already delivered in a shape that said which way it went
+        # Guessing "inbound" would file the AI's replies as the customer's: they would open the window and give
+        # the conversation the business's phone. Fail it instead; it is stored and can be replayed.
+        raise UnrecognisedEvent(
+            "shape B payload without an event name, and no business numbers are known to tell its direction: "
+            "fetch them (flask vambe numbers), then replay the failed deliveries"
+        )
     return record_outbound(event.contact, event.body, event.occurred_at, event.message_id, now=now)
 
 
@@ -143,13 +161,21 @@ def parse_event(payload: Any, received_at: datetime, business_phones: set[str]) 
     if not isinstance(payload, dict) or not isinstance(payload.get("data"), dict):
         raise UnrecognisedEvent("unrecognised payload shape: no data object")
     data = payload["data"]
-    if "event" in payload:
-        return parse_shape_a(payload, data, received_at)
-    if "aiContactId" in payload:
+    # Shape B may come with an event name too; its contact is then still aiContactId, not data.contact_id.
+    if "aiContactId" in payload and "contact_id" not in data:
         if not payload["aiContactId"]:
             raise UnrecognisedEvent("shape B payload without an aiContactId")
         return parse_shape_b(payload, data, received_at, business_phones)
+    if "event" in payload:
+        return parse_shape_a(payload, data, received_at)
     raise UnrecognisedEvent("unrecognised payload shape: neither event nor aiContactId")
+
+
+def reported_time(raw: Any, received_at: datetime) -> datetime:
+    """When the payload says the message happened, but never after Handoff received it: a sender's clock ahead
+    of ours must not stretch the 24h window, nor sort the message after ones that arrived later. Capped here
+    (not only on ingest) so that a replay, later, caps at the same moment."""
+    return min(parse_time(raw) or received_at, received_at)
 
 
 def parse_shape_a(payload: dict, data: dict, received_at: datetime) -> MessageEvent:
@@ -163,29 +189,49 @@ def parse_shape_a(payload: dict, data: dict, received_at: datetime) -> MessageEv
         contact=ContactRef(vambe_contact_id=str(data["contact_id"]), name=str(data.get("contact_name") or "")),
         message_id=str(data["message_id"]) if data.get("message_id") else None,
         body=str(data.get("message_body") or ""),
-        occurred_at=parse_time(payload.get("timestamp")) or received_at,
+        occurred_at=reported_time(payload.get("timestamp"), received_at),
     )
 
 
 def parse_shape_b(payload: dict, data: dict, received_at: datetime, business_phones: set[str]) -> MessageEvent:
-    from_number = "".join(ch for ch in str(data.get("fromNumber") or "") if ch.isdigit())
-    # Shape B names no event: a message from one of our own numbers went out, anything else came in.
-    outbound = from_number in business_phones
+    from_number, to_number = digits(data.get("fromNumber")), digits(data.get("toNumber"))
+    event = shape_b_event(payload.get("event"), from_number, to_number, business_phones)
+    outbound = event == "message.sent"
+    # The customer is the recipient of an outbound message and the sender of an inbound one; the business's
+    # own number (or the name it sends under) is never taken for the customer's.
+    customer_number = to_number if outbound else from_number
     return MessageEvent(
-        event="message.sent" if outbound else "message.received",
+        event=event,
         contact=ContactRef(
             vambe_contact_id=str(payload["aiContactId"]),
-            phone=None if outbound or not from_number else from_number,
+            phone=customer_number if customer_number and customer_number not in business_phones else None,
             name="" if outbound else str(data.get("name") or ""),
         ),
         message_id=str(data["messageId"]) if data.get("messageId") else None,
         body=str(data.get("message") or ""),
-        occurred_at=parse_time(data.get("timestamp") or data.get("createdAt")) or received_at,
+        occurred_at=reported_time(data.get("timestamp") or data.get("createdAt"), received_at),
     )
 
 
+def shape_b_event(named: Any, from_number: str, to_number: str, business_phones: set[str]) -> str | None:
+    """The direction of a shape-B message: its event name when it has one (as in shape A); otherwise, as the
+    documented shape names none, whether it came from (or went to) one of the business's own numbers."""
+    if named is not None:
+        if named not in HANDLED_EVENTS:
+            raise UnrecognisedEvent(f"event {named!r} is not one Handoff handles")
+        return named
+    if from_number and from_number in business_phones:
+        return "message.sent"
+    if to_number and to_number in business_phones:
+        return "message.received"
+    if not business_phones:
+        return None  # nothing tells; see apply_event
+    return "message.received"
+
+
+def digits(raw: Any) -> str:
+    return "".join(ch for ch in str(raw or "") if ch.isdigit())
+
+
 def business_phones() -> set[str]:
-    return {
-        "".join(ch for ch in number if ch.isdigit())
-        for number in db.session.scalars(select(BusinessNumber.phone_number))
-    }
+    return {digits(number) for number in db.session.scalars(select(BusinessNumber.phone_number))}

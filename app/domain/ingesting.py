@@ -64,7 +64,12 @@ class IngestResult:
 
 
 def ingest_message(contact: ContactRef, observed: ObservedMessage, *, now: datetime) -> IngestResult:
-    """Store ``observed`` once (a known provider id is never stored twice) and move the window; commits."""
+    """Store ``observed`` once (a known provider id is never stored twice) and move the window; commits.
+
+    A message cannot have happened after Handoff learnt of it (``now``): a time ahead of that, a sender's clock
+    running fast, is taken as ``now``, so it neither stretches the 24h window nor sorts after later messages.
+    """
+    occurred_at = min(observed.occurred_at, now)
     conversation = find_or_create_conversation(contact, now=now)
     values = {
         "conversation_id": conversation.id,
@@ -75,7 +80,7 @@ def ingest_message(contact: ContactRef, observed: ObservedMessage, *, now: datet
         "provider_message_id": observed.provider_message_id,
         "outcome": observed.outcome,
         "window_override": False,
-        "occurred_at": observed.occurred_at,
+        "occurred_at": occurred_at,
         "created_at": now,
         "updated_at": now,
     }
@@ -88,7 +93,7 @@ def ingest_message(contact: ContactRef, observed: ObservedMessage, *, now: datet
         created = insert_ignoring_conflict(Message, values, "provider_message_id")
         message = db.session.scalar(select(Message).where(Message.provider_message_id == observed.provider_message_id))
     if created:
-        advance_conversation(conversation.id, observed.direction, observed.occurred_at)
+        advance_conversation(conversation.id, observed.direction, occurred_at)
         if observed.direction == Direction.INBOUND:
             reopen_for_customer(conversation, now)
     db.session.commit()
@@ -124,6 +129,7 @@ def record_outbound(
 ) -> Message:
     """Record a message that left the account: Handoff's own send when it matches one, else the
     AI assistant's (when it was active) or another tool's. Commits."""
+    occurred_at = min(occurred_at, now)  # as ingest_message has it
     if provider_message_id is not None:
         known = db.session.scalar(select(Message).where(Message.provider_message_id == provider_message_id))
         if known is not None:

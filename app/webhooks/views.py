@@ -1,4 +1,5 @@
 from flask import current_app, jsonify, request
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from app.clock import utcnow
 from app.domain.deliveries import MAX_BODY_BYTES, WebhookUnauthorized, authenticate, process_delivery, record_delivery
@@ -10,8 +11,13 @@ from app.webhooks import bp
 @bp.post("/vambe/<token>")
 @csrf.exempt
 def receive_vambe(token: str | None = None):
-    request.max_content_length = MAX_BODY_BYTES
+    # One byte over the limit: a chunked body (no Content-Length) is cut at max_content_length rather than
+    # refused, so reading one byte more is what tells a body that fits from one that does not.
+    # A Content-Length over the limit is refused before anything is read.
+    request.max_content_length = MAX_BODY_BYTES + 1
     body = request.get_data()
+    if len(body) > MAX_BODY_BYTES:
+        raise RequestEntityTooLarge()
     now = utcnow()
     try:
         method = authenticate(
