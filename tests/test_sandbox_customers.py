@@ -78,7 +78,7 @@ class TestCustomerSays:
 
         conversation = conversation_for(said.contact_id)
         assert conversation is not None, "no conversation for the new customer"
-        assert conversation.name == "Ana Pérez"
+        assert (conversation.name, conversation.phone) == ("Ana Pérez", "+" + phone)  # asked of Vambe's contact record
         messages = handoff_messages(conversation.id)
         assert [(m.direction, m.author, m.body) for m in messages] == [
             (Direction.INBOUND, Author.CUSTOMER, "Hola, ¿tienen la talla 42?"),

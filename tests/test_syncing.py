@@ -472,6 +472,30 @@ class TestContactDetails:
         }
 
 
+class TestContactsAWebhookIntroduces:
+    def test_a_new_contact_gets_its_phone_from_vambe_once(self, install, account, fake):
+        contact_id = account.add_contact()
+        post_webhook(install, webhook("message.received", contact_id, "wh-1", "Hola", utcnow()))
+        post_webhook(install, webhook("message.received", contact_id, "wh-2", "¿Hay alguien?", utcnow()))
+
+        with install.app_context():
+            conversation = conversation_for(contact_id)
+            assert (conversation.phone, conversation.name) == ("+" + PHONE, "María")  # the webhook's name is kept
+            db.session.remove()
+        assert info_requests(fake, contact_id) == 1
+
+    def test_when_vambe_cannot_say_the_delivery_is_processed_all_the_same(self, install, account, fake):
+        contact_id = account.add_contact()
+        account.vanished.add(contact_id)
+
+        post_webhook(install, webhook("message.received", contact_id, "wh-1", "Hola", utcnow()))  # asserts processed
+
+        with install.app_context():
+            assert conversation_for(contact_id).phone is None
+            db.session.remove()
+        assert info_requests(fake, contact_id) == 1
+
+
 def info_requests(fake, contact_id: str) -> int:
     return sum(1 for r in fake.requests if r.path == f"/api/public/contact/{contact_id}/info")
 

@@ -1,5 +1,6 @@
-"""Bringing Vambe's view of the account into Handoff's store: business numbers and message history."""
+"""Bringing Vambe's view of the account into Handoff's store: business numbers, contacts and message history."""
 
+import logging
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -26,6 +27,8 @@ from app.vambe import HistoryMessage, VambeClient, VambeError, VambeNotFound, Va
 HISTORY_STATUS = {"sent": Outcome.SENT, "delivered": Outcome.DELIVERED, "read": Outcome.READ, "failed": Outcome.FAILED}
 MAX_RATE_LIMIT_WAITS = 5
 REFRESH_DAYS = 30
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -118,6 +121,21 @@ def contact_with_details(client: VambeClient, contact: ContactRef, report: SyncR
         report.skipped[f"contact details unavailable: {error.agent_message}"] += 1
         return contact
     return found[0] if found else contact
+
+
+def complete_new_contact(client: VambeClient, conversation: Conversation, *, now: datetime) -> None:
+    """Give a conversation that a webhook has just created (at ``now``) from a contact id alone the phone and name
+    of Vambe's contact record: shape A carries no phone. Asked once; if Vambe cannot say, a sync or a refresh will."""
+    if conversation.phone or conversation.vambe_contact_id is None or conversation.created_at != now:
+        return
+    try:
+        found = contacts_to_sync(client, days=REFRESH_DAYS, contact_id=conversation.vambe_contact_id)
+    except VambeError as error:
+        log.warning("no details for contact of conversation %s: %s", conversation.id, error.agent_message)
+        return
+    if found:
+        adopt_contact_details(conversation, found[0].name, normalised_phone(found[0].phone))
+        db.session.commit()
 
 
 def complete_known_conversation(contact: ContactRef) -> None:
