@@ -1,11 +1,34 @@
 """Error pages: a full page, or a fragment for htmx, and never a stack trace or a secret."""
 
-from flask import Flask
+from flask import Flask, request
+from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from app.extensions import db
 from app.htmx import render_page_or_partial
+
+TITLES = {
+    400: "Bad request",
+    403: "Not allowed",
+    404: "Not found",
+    405: "Method not allowed",
+    409: "Conflict",
+    422: "Cannot do that",
+    429: "Too many requests",
+    500: "Server error",
+}
+# In place of Werkzeug's stock descriptions, which talk about servers and spelling.
+PLAIN_DESCRIPTIONS = {
+    400: "The request could not be understood. Go back, reload the page and try again.",
+    404: "There is no such page.",
+    405: "This page cannot be used that way. Go back and use the page's own links and buttons.",
+    429: "Too many requests in a short time. Wait a minute and try again.",
+}
+
+# Who may open each lead- or admin-only area, to say so on a 403 (role_required itself says nothing).
+AREAS = {"review": ("Review", "a team lead"), "admin": ("Admin", "an admin")}
+QUICK_REPLIES = ("Quick replies", "a team lead")
 
 
 def register(app: Flask) -> None:
@@ -15,7 +38,8 @@ def register(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException):
-        response = render_error(error.code or 500, error.description or "")
+        code = error.code or 500
+        response = render_error(code, described(error, code))
         # Keep what the exception says about itself, e.g. Allow on a 405.
         for name, value in error.get_headers():
             if name.lower() != "content-type":
@@ -29,7 +53,19 @@ def register(app: Flask) -> None:
         return render_error(500, "Something went wrong on our side. The error has been logged.")
 
 
+def described(error: HTTPException, code: int) -> str:
+    """What the view said when it aborted, else a plain sentence for the status (not Werkzeug's own)."""
+    if error.description and error.description != type(error).description:
+        return error.description
+    if code == 403:
+        if not current_user.is_authenticated:
+            return "You cannot open this page."
+        area = AREAS.get(request.blueprint or "") or (QUICK_REPLIES if "_repl" in (request.endpoint or "") else None)
+        needs = f"; {area[0]} needs {area[1]}" if area else ""
+        return f"Your role ({current_user.role}) cannot open this page{needs}. Ask an admin if you need it."
+    return PLAIN_DESCRIPTIONS.get(code, "")
+
+
 def render_error(status: int, description: str):
-    titles = {400: "Bad request", 403: "Not allowed", 404: "Not found", 405: "Not allowed", 500: "Server error"}
-    context = {"code": status, "title": titles.get(status, "Error"), "description": description}
+    context = {"code": status, "title": TITLES.get(status, "Error"), "description": description}
     return render_page_or_partial("errors/page.html", "errors/_error.html", status=status, **context)

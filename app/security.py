@@ -27,7 +27,8 @@ def load_user(session_id: str) -> User | None:
 
 @login_manager.unauthorized_handler
 def send_to_login():
-    login_url = url_for("auth.login", next=request.full_path if request.method == "GET" else None)
+    # full_path ends in a bare "?" when there is no query string.
+    login_url = url_for("auth.login", next=request.full_path.removesuffix("?") if request.method == "GET" else None)
     if request.headers.get("HX-Request") == "true":
         # A 302 would be followed by fetch and the login form swapped into a fragment.
         response = make_response("", 401)

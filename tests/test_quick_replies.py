@@ -121,6 +121,7 @@ def test_a_lead_creates_a_quick_reply(app, auth, lead):
         assert reply.created_by_id == lead
     html = auth.client.get("/quick-replies").get_data(as_text=True)
     assert "<code>/envio-gratis</code>" in html and "El envío es gratis sobre $30.000." in html
+    assert "Added the quick reply /envio-gratis." in html
 
 
 def test_a_lead_edits_a_quick_reply(app, auth, lead):
@@ -135,6 +136,7 @@ def test_a_lead_edits_a_quick_reply(app, auth, lead):
 
     assert response.status_code == 303
     assert stored(app) == [("bienvenida", "¡Bienvenido a la tienda!")]
+    assert "Updated the quick reply /bienvenida." in auth.client.get("/quick-replies").get_data(as_text=True)
 
 
 def test_saving_an_edit_with_the_same_shortcut_is_not_a_duplicate(app, auth, lead):
@@ -152,6 +154,7 @@ def test_a_lead_deletes_a_quick_reply(app, auth, lead):
     assert response.status_code == 303
     assert response.headers["Location"] == "/quick-replies"
     assert stored(app) == [("keep", "Me quedo")]
+    assert "Deleted the quick reply /gone." in auth.client.get("/quick-replies").get_data(as_text=True)
     assert auth.client.get(f"/quick-replies/{gone}").status_code == 404
     assert post(auth, f"/quick-replies/{gone}/delete").status_code == 404
     assert auth.client.get(f"/quick-replies/{keep}").status_code == 200

@@ -2,6 +2,7 @@ from datetime import datetime
 
 from flask import abort, current_app, flash, redirect, request, url_for
 from flask_login import current_user
+from wtforms import SelectChoice
 
 from app import vambe_client
 from app.admin import bp
@@ -13,7 +14,7 @@ from app.domain.conversations import business_numbers
 from app.extensions import db
 from app.htmx import render_page_or_partial
 from app.models import AuditKind, Role, User, WebhookDelivery
-from app.presenting import parse_day, start_of_local_day
+from app.presenting import AUDIT_LABELS, parse_day, start_of_local_day
 from app.security import role_required
 from app.vambe import VambeError
 
@@ -45,6 +46,7 @@ def create():
                 actor=actor(),
             )
         except AccountError as error:
+            # The form checks the email's form and the password's length; what is left is about the email.
             form.email.errors.append(str(error))
         else:
             flash(f"Created {user.email} ({user.role}).")
@@ -59,7 +61,13 @@ def set_role(user_id: int):
     form = RoleForm()
     if not form.validate_on_submit():
         abort(422, "Unknown role.")
-    return changed(lambda: change_role(user, Role(form.role.data), actor=actor(), now=utcnow()))
+    role = Role(form.role.data)
+    article = "an" if role == Role.ADMIN else "a"
+    return changed(
+        user,
+        lambda: change_role(user, role, actor=actor(), now=utcnow()),
+        f"{user.name} is now {article} {role.value}.",
+    )
 
 
 @bp.post("/users/<int:user_id>/active")
@@ -67,7 +75,11 @@ def set_role(user_id: int):
 def set_activity(user_id: int):
     user = db.get_or_404(User, user_id)
     activate = request.form.get("active") == "yes"
-    return changed(lambda: set_active(user, activate, actor=actor(), now=utcnow()))
+    return changed(
+        user,
+        lambda: set_active(user, activate, actor=actor(), now=utcnow()),
+        f"{user.name} is now {'active' if activate else 'deactivated'}.",
+    )
 
 
 @bp.post("/users/<int:user_id>/password")
@@ -75,17 +87,21 @@ def set_activity(user_id: int):
 def set_password(user_id: int):
     user = db.get_or_404(User, user_id)
     form = PasswordResetForm()
-    return changed(lambda: reset_password(user, form.password.data or "", actor=actor(), now=utcnow()))
+    return changed(
+        user,
+        lambda: reset_password(user, form.password.data or "", actor=actor(), now=utcnow()),
+        f"{user.name}'s password has been reset.",
+    )
 
 
-def changed(change):
-    """Apply ``change`` and go back to the user list, with its refusal (if any) as a message."""
+def changed(user: User, change, done: str):
+    """Apply ``change`` to ``user`` and go back to the user list, saying what was ``done`` or why it was refused."""
     try:
         change()
     except AccountError as error:
-        flash(str(error), "error")
+        flash(f"{user.name}: {error}", "error")
         return redirect(url_for("admin.users"), 303)
-    flash("Saved.")
+    flash(f"Saved. {done}")
     return redirect(url_for("admin.users"), 303)
 
 
@@ -153,7 +169,7 @@ def audit():
         "admin/audit.html",
         events=events,
         filters=filters,
-        kinds=list(AuditKind),
+        kinds=[SelectChoice(kind.value, AUDIT_LABELS.get(kind, kind.value).capitalize()) for kind in AuditKind],
         users=list_users(),
         page_size=administering.AUDIT_PAGE_SIZE,
     )

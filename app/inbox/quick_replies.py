@@ -1,6 +1,6 @@
 """Leads manage the quick replies that agents insert with "/" in the composer."""
 
-from flask import redirect, url_for
+from flask import flash, redirect, url_for
 from flask_login import current_user
 
 from app.clock import utcnow
@@ -38,14 +38,17 @@ def edit_reply(quick_reply_id: int):
 @bp.post("/quick-replies/<int:quick_reply_id>/delete")
 @role_required(Role.LEAD)
 def delete_reply(quick_reply_id: int):
-    delete_quick_reply(db.get_or_404(QuickReply, quick_reply_id))
+    quick_reply = db.get_or_404(QuickReply, quick_reply_id)
+    shortcut = quick_reply.shortcut
+    delete_quick_reply(quick_reply)
+    flash(f"Deleted the quick reply /{shortcut}.")
     return redirect(url_for("inbox.list_replies"), 303)
 
 
 def save(form: QuickReplyForm, quick_reply: QuickReply | None):
     if form.validate_on_submit():
         try:
-            save_quick_reply(
+            saved = save_quick_reply(
                 form.shortcut.data,
                 form.body.data,
                 actor=current_user._get_current_object(),
@@ -55,6 +58,7 @@ def save(form: QuickReplyForm, quick_reply: QuickReply | None):
         except QuickReplyRefused as refusal:
             form.shortcut.errors.append(str(refusal))
         else:
+            flash(f"{'Updated' if quick_reply else 'Added'} the quick reply /{saved.shortcut}.")
             return redirect(url_for("inbox.list_replies"), 303)
     return render_replies(form, editing=quick_reply, status=422)
 

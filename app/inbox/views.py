@@ -22,6 +22,14 @@ def viewer() -> User:
     return current_user._get_current_object()
 
 
+def conversation_or_404(conversation_id: int) -> Conversation:
+    return db.get_or_404(
+        Conversation,
+        conversation_id,
+        description=f"There is no conversation #{conversation_id}. The link may be wrong or out of date.",
+    )
+
+
 @bp.get("/")
 @login_required
 def index():
@@ -42,7 +50,7 @@ def index():
 @bp.get("/conversations/<int:conversation_id>")
 @login_required
 def show_conversation(conversation_id: int):
-    conversation = db.get_or_404(Conversation, conversation_id)
+    conversation = conversation_or_404(conversation_id)
     conversations.mark_seen(conversation, viewer(), now=utcnow())
     return render_conversation(conversation, ReplyForm(reply_to=request.args.get("quote", "")))
 
@@ -50,7 +58,7 @@ def show_conversation(conversation_id: int):
 @bp.get("/conversations/<int:conversation_id>/live")
 @login_required
 def show_live(conversation_id: int):
-    conversation = db.get_or_404(Conversation, conversation_id)
+    conversation = conversation_or_404(conversation_id)
     conversations.mark_seen(conversation, viewer(), now=utcnow())
     return render_conversation(conversation, ReplyForm(), partial=LIVE, live_update=is_partial_request())
 
@@ -58,7 +66,7 @@ def show_live(conversation_id: int):
 @bp.post("/conversations/<int:conversation_id>/refresh")
 @login_required
 def refresh(conversation_id: int):
-    conversation = db.get_or_404(Conversation, conversation_id)
+    conversation = conversation_or_404(conversation_id)
     report = refresh_conversation(vambe_client(), conversation, now=utcnow())
     return after_change(conversation, refreshed=report)
 
@@ -66,7 +74,7 @@ def refresh(conversation_id: int):
 @bp.post("/conversations/<int:conversation_id>/assignee")
 @login_required
 def change_assignee(conversation_id: int):
-    conversation = db.get_or_404(Conversation, conversation_id)
+    conversation = conversation_or_404(conversation_id)
     form = AssignForm()
     choice = form.assignee.data or ""
     assignee = viewer() if choice == "me" else db.session.get(User, int(choice)) if choice.isdigit() else None
@@ -82,7 +90,7 @@ def change_assignee(conversation_id: int):
 @bp.post("/conversations/<int:conversation_id>/status")
 @login_required
 def change_status(conversation_id: int):
-    conversation = db.get_or_404(Conversation, conversation_id)
+    conversation = conversation_or_404(conversation_id)
     form = StatusForm()
     if form.status.data not in tuple(ConversationStatus):
         abort(422, "Unknown status.")
@@ -93,7 +101,7 @@ def change_status(conversation_id: int):
 @bp.post("/conversations/<int:conversation_id>/messages")
 @login_required
 def send(conversation_id: int):
-    conversation = db.get_or_404(Conversation, conversation_id)
+    conversation = conversation_or_404(conversation_id)
     form = ReplyForm()
     numbers = conversations.business_numbers()
     try:

@@ -1,5 +1,5 @@
 from flask_wtf import FlaskForm
-from wtforms import SelectField, StringField, SubmitField, TextAreaField
+from wtforms import SelectField, StringField, SubmitField, TextAreaField, ValidationError
 from wtforms.validators import DataRequired, Length, Optional
 
 NEW_CUSTOMER = "new"
@@ -11,3 +11,20 @@ class CustomerMessageForm(FlaskForm):
     new_name = StringField("New customer's name", validators=[Optional(), Length(max=120)])
     message = TextAreaField("Customer message", validators=[DataRequired(), Length(max=4096)])
     submit = SubmitField("Send as customer")
+
+    def validate_contact(self, field) -> None:
+        """A new customer's phone or name with an existing customer chosen: say so rather than ignore them."""
+        if field.data == NEW_CUSTOMER or not (
+            (self.new_phone.data or "").strip() or (self.new_name.data or "").strip()
+        ):
+            return
+        chosen = next((choice.label for choice in field.choices if str(choice.value) == str(field.data)), "")
+        chosen = chosen.split(" (+")[0] or "an existing customer"
+        raise ValidationError(
+            f"You filled in a new customer's details but chose {chosen}. "
+            "Choose “A new customer…” to write as them, or clear the new customer's phone and name."
+        )
+
+    @property
+    def new_customer_filled(self) -> bool:
+        return bool((self.new_phone.data or "").strip() or (self.new_name.data or "").strip() or self.new_phone.errors)

@@ -102,7 +102,13 @@ def late_scripts(live_app):
     def serve_scripts_late(filename):
         if filename.endswith(".js"):
             time.sleep(SCRIPT_LATENCY)
-        return serve_static(filename=filename)
+        response = serve_static(filename=filename)
+        # Read (and close) the file here: when the browser has gone by the time the server writes, Werkzeug's
+        # dev server can fail in its cleanup before closing the response, and the open file fails the test
+        # that happens to be running when it is collected (ResourceWarning).
+        response.direct_passthrough = False
+        response.make_sequence()
+        return response
 
     live_app.view_functions["static"] = serve_scripts_late
 

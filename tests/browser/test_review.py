@@ -8,6 +8,7 @@ from playwright.sync_api import expect
 
 from app.clock import utcnow
 from app.models import Role
+from app.sandbox.customers import customer_says
 from tests import factories
 from tests.browser.conftest import PHONE
 from tests.browser.pages import expect_page, horizontal_overflow, sign_in, stretched_checkboxes
@@ -84,3 +85,46 @@ def test_admin_sees_the_vambe_connection_and_the_audit_log(page, live_server, li
     expect(page.get_by_role("cell", name="refreshed the business numbers")).to_be_visible()
     expect(page.get_by_role("cell", name="signed in").first).to_be_visible()
     screenshot(page, "admin-audit")
+
+
+@pytest.mark.parametrize("viewport", [PHONE], ids=["360"])
+def test_admin_pages_fit_a_phone(page, live_server, live_app, screenshot):
+    with live_app.app_context():
+        customer_says("+56 9 5555 0142", "Hola", name="Ana Cliente", now=utcnow())  # a webhook delivery to list
+        factories.make_user(email="ana@review.test", name="Ana Agent")
+    sign_in_as(page, live_server, live_app, Role.ADMIN)
+
+    page.goto(live_server + "/admin/settings")
+    expect(page.get_by_role("button", name=re.compile(r"^Replay delivery")).first).to_be_visible()
+    screenshot(page, "admin-settings")
+    assert horizontal_overflow(page) <= 0  # the visually hidden "Replay" header once stuck out by 113 px
+    api = page.locator(".facts dd").nth(1)
+    assert api.bounding_box()["width"] > 250  # values under their terms, not squeezed beside them
+
+    page.goto(live_server + "/admin/users")
+    screenshot(page, "admin-users")
+    assert horizontal_overflow(page) <= 0
+    # Each user's actions sit under their name, on screen, without scrolling sideways.
+    card = page.get_by_role("row").filter(has_text="ana@review.test")
+    deactivate = card.get_by_role("button", name="Deactivate Ana Agent")
+    expect(card.get_by_text("Ana Agent", exact=True)).to_be_in_viewport()
+    deactivate.scroll_into_view_if_needed()
+    box = deactivate.bounding_box()
+    assert 0 <= box["x"] and box["x"] + box["width"] <= PHONE["width"]
+    deactivate.click()
+    expect(page.get_by_role("status").filter(has_text="Ana Agent is now deactivated.")).to_be_visible()
+    screenshot(page, "admin-users-deactivated")
+
+    page.get_by_label("Email", exact=True).fill("nueva@review.test")
+    page.get_by_label("Initial password").fill("short")
+    page.get_by_role("button", name="Create user").click()
+    summary = page.get_by_role("alert").filter(has_text="The new user was not created")
+    expect(summary).to_be_in_viewport()  # at the top, where the page opens
+    expect(page.get_by_label("Initial password")).to_have_attribute("aria-invalid", "true")
+    expect(page.get_by_role("link", name="Users", exact=True)).to_have_attribute("aria-current", "page")
+    screenshot(page, "admin-users-create-refused")
+    assert horizontal_overflow(page) <= 0
+
+    page.goto(live_server + "/admin/audit")
+    screenshot(page, "admin-audit")
+    assert horizontal_overflow(page) <= 0
