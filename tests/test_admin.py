@@ -246,6 +246,18 @@ def test_resetting_a_password_signs_out_the_sessions_made_with_the_old_one(app, 
     assert their_browser.client.get("/").status_code == 200
 
 
+def test_an_admin_who_resets_their_own_password_stays_signed_in_here_only(app, auth, admin):
+    other_browser = Auth(app, app.test_client())
+    assert other_browser.login("boss@example.com").status_code == 302
+
+    response = post(auth, f"/admin/users/{admin}/password", password=NEW_PASSWORD)
+
+    assert response.status_code == 303
+    assert auth.client.get(USERS).status_code == 200
+    elsewhere = other_browser.client.get(USERS)
+    assert elsewhere.status_code == 302 and "/login" in elsewhere.headers["Location"]
+
+
 def test_a_too_short_new_password_is_refused_and_the_old_one_still_works(app, auth, admin):
     email = "keeper@example.com"
     target = make_user(app, Role.AGENT, email=email)
