@@ -22,7 +22,7 @@ from app.domain.ingesting import ContactRef
 from app.domain.sending import Reply, send_reply
 from app.domain.syncing import SyncReport, contacts_to_sync, refresh_conversation, sync_contact
 from app.extensions import db
-from app.models import Author, Conversation, Direction, Message, Outcome, Role
+from app.models import Author, BusinessNumber, Conversation, Direction, Message, Outcome, Role
 from app.sandbox.seeding import seed_sandbox
 from app.sandbox.state import SandboxMessage
 from app.vambe import SEND_SESSION_MESSAGE_PATH, VambeClient
@@ -33,6 +33,7 @@ from tests.fake_vambe import Reply as FakeReply
 
 API_KEY = "k"
 PHONE = "56998389641"
+BUSINESS = "56211111111"
 WARNING = timedelta(hours=1)
 NOT_FOUND = FakeReply(404, {"statusCode": 404, "message": "Contact not found", "error": "Not Found"})
 HISTORY_PATH = re.compile(r"^/api/public/contact/v2/([^/]+)/messages$")
@@ -63,6 +64,9 @@ class FakeAccount:
     # History page numbers whose next request makes the fake itself blow up (the connection drops).
     crash_on_pages: set[int] = field(default_factory=set)
     send_answer: object = field(default_factory=lambda: FakeReply(201))
+    channels: object = field(
+        default_factory=lambda: FakeReply(200, [{"id": 1951, "phone_number": BUSINESS, "name": "Ventas"}])
+    )
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def add_contact(self, name: str = "María Rojas", phone: str = PHONE) -> str:
@@ -115,6 +119,8 @@ class FakeAccount:
         with self.lock:
             if request.method == "POST" and request.path == SEND_SESSION_MESSAGE_PATH:
                 return self.send_answer
+            if request.path == "/api/public/channels/whatsapp":
+                return self.channels
             if request.path == "/api/public/contacts":
                 # A vanished contact may still be listed: Vambe's list and history can disagree for a moment.
                 return FakeReply(200, [self.info(c) for c in self.contacts])
@@ -348,12 +354,17 @@ class TestHistory:
 
 
 def post_webhook(app, payload: dict):
+    response = deliver_signed(app, payload)
+    assert response.get_json()["state"] == "processed", response.get_data(as_text=True)
+
+
+def deliver_signed(app, payload: dict):
     body = json.dumps(payload).encode()
     timestamp = str(int(utcnow().timestamp()))
     signature = hmac.new(
         app.config["VAMBE_WEBHOOK_SECRET"].encode(), f"{timestamp}.".encode() + body, hashlib.sha256
     ).hexdigest()
-    response = app.test_client().post(
+    return app.test_client().post(
         "/webhooks/vambe",
         data=body,
         headers={
@@ -362,7 +373,6 @@ def post_webhook(app, payload: dict):
             "x-vambe-signature": signature,
         },
     )
-    assert response.get_json()["state"] == "processed", response.get_data(as_text=True)
 
 
 def webhook(event: str, contact_id: str, message_id: str, body: str, at: datetime) -> dict:
@@ -494,6 +504,40 @@ class TestContactsAWebhookIntroduces:
             assert conversation_for(contact_id).phone is None
             db.session.remove()
         assert info_requests(fake, contact_id) == 1
+
+
+def shape_b_without_event(contact_id: str, from_number: str, message_id: str) -> dict:
+    """Shape B as documented: no event name, so only the sender's number tells which way it went."""
+    data = {"fromNumber": from_number, "message": "Hola", "messageId": message_id, "messageType": "text", "name": "Ana"}
+    return {"aiContactId": contact_id, "data": data}
+
+
+class TestBusinessNumbersOnFirstNeed:
+    """A fresh install that skipped `flask vambe numbers` receives shape-B messages."""
+
+    @pytest.mark.parametrize(
+        ("sender", "direction"), [(PHONE, Direction.INBOUND), (BUSINESS, Direction.OUTBOUND)], ids=["customer", "ai"]
+    )
+    def test_the_numbers_are_fetched_and_the_message_filed_the_right_way(self, install, fake, sender, direction):
+        contact_id = str(uuid.uuid4())
+        post_webhook(install, shape_b_without_event(contact_id, sender, "b-1"))  # asserts processed
+        post_webhook(install, shape_b_without_event(contact_id, sender, "b-2"))
+
+        with install.app_context():
+            assert [m.direction for m in stored(contact_id)] == [direction, direction]
+            assert db.session.scalars(select(BusinessNumber.phone_number)).all() == [BUSINESS]
+            db.session.remove()
+        assert sum(1 for r in fake.requests if r.path == "/api/public/channels/whatsapp") == 1
+
+    def test_when_vambe_cannot_list_them_the_delivery_stays_failed_for_a_replay(self, install, account, fake):
+        account.channels = FakeReply(503, {"statusCode": 503, "message": "Service Unavailable"})
+
+        response = deliver_signed(install, shape_b_without_event(str(uuid.uuid4()), PHONE, "b-1"))
+
+        assert response.status_code == 200 and response.get_json()["state"] == "failed"
+        with install.app_context():
+            assert stored() == []
+            db.session.remove()
 
 
 def info_requests(fake, contact_id: str) -> int:

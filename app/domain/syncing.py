@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select
 
+from app.domain.deliveries import business_phones, process_delivery
 from app.domain.ingesting import (
     ContactRef,
     ObservedMessage,
@@ -21,7 +22,7 @@ from app.domain.ingesting import (
     record_outbound,
 )
 from app.extensions import db
-from app.models import Author, BusinessNumber, Conversation, Direction, Message, Outcome
+from app.models import Author, BusinessNumber, Conversation, DeliveryState, Direction, Message, Outcome, WebhookDelivery
 from app.vambe import HistoryMessage, VambeClient, VambeError, VambeNotFound, VambeRateLimited, VambeUnauthorized
 
 HISTORY_STATUS = {"sent": Outcome.SENT, "delivered": Outcome.DELIVERED, "read": Outcome.READ, "failed": Outcome.FAILED}
@@ -121,6 +122,22 @@ def contact_with_details(client: VambeClient, contact: ContactRef, report: SyncR
         report.skipped[f"contact details unavailable: {error.agent_message}"] += 1
         return contact
     return found[0] if found else contact
+
+
+def process_knowing_business_numbers(
+    client: VambeClient, delivery: WebhookDelivery, *, now: datetime
+) -> WebhookDelivery:
+    """Process a delivery that failed while Handoff knew none of the account's own numbers again, once they are
+    fetched: a shape-B message tells which way it went only by the number it came from. Fetched once; later
+    deliveries find the numbers stored."""
+    if delivery.state != DeliveryState.FAILED or business_phones():
+        return delivery
+    try:
+        sync_business_numbers(client)
+    except VambeError as error:
+        log.warning("business numbers unavailable for webhook delivery %s: %s", delivery.id, error.agent_message)
+        return delivery
+    return process_delivery(delivery, now=now)
 
 
 def complete_new_contact(client: VambeClient, conversation: Conversation, *, now: datetime) -> None:

@@ -4,7 +4,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from app import vambe_client
 from app.clock import utcnow
 from app.domain.deliveries import MAX_BODY_BYTES, WebhookUnauthorized, authenticate, process_delivery, record_delivery
-from app.domain.syncing import complete_new_contact
+from app.domain.syncing import complete_new_contact, process_knowing_business_numbers
 from app.extensions import csrf, db
 from app.models import Message
 from app.webhooks import bp
@@ -35,6 +35,7 @@ def receive_vambe(token: str | None = None):
         return jsonify({"error": "unauthorized"}), 401
     headers = {name.lower(): value for name, value in request.headers.items()}
     delivery = process_delivery(record_delivery(body, headers, method, now=now), now=now)
+    delivery = process_knowing_business_numbers(vambe_client(), delivery, now=now)
     if delivery.message_id is not None:
         complete_new_contact(vambe_client(), db.session.get(Message, delivery.message_id).conversation, now=now)
     # Stored either way: a 2xx stops Vambe retrying a delivery that can only fail again.
