@@ -1,7 +1,6 @@
 """Error pages: a full page, or a fragment for htmx, and never a stack trace or a secret."""
 
-from flask import Flask, request
-from flask_login import current_user
+from flask import Flask
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
@@ -21,14 +20,11 @@ TITLES = {
 # In place of Werkzeug's stock descriptions, which talk about servers and spelling.
 PLAIN_DESCRIPTIONS = {
     400: "The request could not be understood. Go back, reload the page and try again.",
+    403: "You cannot open this page.",
     404: "There is no such page.",
     405: "This page cannot be used that way. Go back and use the page's own links and buttons.",
     429: "Too many requests in a short time. Wait a minute and try again.",
 }
-
-# Who may open each lead- or admin-only area, to say so on a 403 (role_required itself says nothing).
-AREAS = {"review": ("Review", "a team lead"), "admin": ("Admin", "an admin")}
-QUICK_REPLIES = ("Quick replies", "a team lead")
 
 
 def register(app: Flask) -> None:
@@ -57,12 +53,6 @@ def described(error: HTTPException, code: int) -> str:
     """What the view said when it aborted, else a plain sentence for the status (not Werkzeug's own)."""
     if error.description and error.description != type(error).description:
         return error.description
-    if code == 403:
-        if not current_user.is_authenticated:
-            return "You cannot open this page."
-        area = AREAS.get(request.blueprint or "") or (QUICK_REPLIES if "_repl" in (request.endpoint or "") else None)
-        needs = f"; {area[0]} needs {area[1]}" if area else ""
-        return f"Your role ({current_user.role}) cannot open this page{needs}. Ask an admin if you need it."
     return PLAIN_DESCRIPTIONS.get(code, "")
 
 

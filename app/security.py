@@ -37,8 +37,12 @@ def send_to_login():
     return redirect(login_url)
 
 
-def role_required(role: Role):
-    """Allow the view to users whose role is ``role`` or above; anonymous users go to the login page."""
+ROLE_HOLDERS = {Role.AGENT: "an agent", Role.LEAD: "a team lead", Role.ADMIN: "an admin"}
+
+
+def role_required(role: Role, *, area: str):
+    """Allow the view to users whose role is ``role`` or above; anonymous users go to the login page, and
+    others are told that ``area`` (as the navigation names it) needs that role."""
 
     def decorator(view):
         @wraps(view)
@@ -46,7 +50,11 @@ def role_required(role: Role):
             if not current_user.is_authenticated:
                 return login_manager.unauthorized()
             if not current_user.has_role(role):
-                abort(403)
+                abort(
+                    403,
+                    f"Your role ({current_user.role}) cannot open this page; {area} needs {ROLE_HOLDERS[role]}. "
+                    "Ask an admin if you need it.",
+                )
             return view(*args, **kwargs)
 
         return wrapped

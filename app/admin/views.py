@@ -18,7 +18,7 @@ from app.presenting import AUDIT_LABELS, parse_day, start_of_local_day
 from app.security import role_required
 from app.vambe import VambeError
 
-admin_only = role_required(Role.ADMIN)
+admin_only = role_required(Role.ADMIN, area="Admin")
 
 
 def actor() -> User:

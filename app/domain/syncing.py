@@ -115,13 +115,27 @@ def refresh_conversation(client: VambeClient, conversation: Conversation, *, now
 def contact_with_details(client: VambeClient, contact: ContactRef, report: SyncReport) -> ContactRef:
     """``contact`` as Vambe's contact record has it: a shape-A webhook carries no phone, and may carry no name."""
     try:
-        found = contacts_to_sync(client, days=REFRESH_DAYS, contact_id=contact.vambe_contact_id)
+        return contact_record(client, contact.vambe_contact_id) or contact
     except VambeUnauthorized:
         raise
     except VambeError as error:
         report.skipped[f"contact details unavailable: {error.agent_message}"] += 1
         return contact
-    return found[0] if found else contact
+
+
+def contact_record(client: VambeClient, vambe_contact_id: str) -> ContactRef | None:
+    """The contact as Vambe's /contact/{id}/info has it (None when the answer names no contact)."""
+    found = contacts_to_sync(client, days=REFRESH_DAYS, contact_id=vambe_contact_id)
+    return found[0] if found else None
+
+
+def process_with_vambe(client: VambeClient, delivery: WebhookDelivery, *, now: datetime) -> WebhookDelivery:
+    """Process a stored webhook delivery, asking Vambe for what its payload may lack: the account's own numbers
+    (to tell a shape-B message's direction) and a new contact's phone (shape A carries none)."""
+    delivery = process_knowing_business_numbers(client, process_delivery(delivery, now=now), now=now)
+    if delivery.message_id is not None:
+        complete_new_contact(client, db.session.get(Message, delivery.message_id).conversation, now=now)
+    return delivery
 
 
 def process_knowing_business_numbers(
@@ -146,13 +160,12 @@ def complete_new_contact(client: VambeClient, conversation: Conversation, *, now
     if conversation.phone or conversation.vambe_contact_id is None or conversation.created_at != now:
         return
     try:
-        found = contacts_to_sync(client, days=REFRESH_DAYS, contact_id=conversation.vambe_contact_id)
+        record = contact_record(client, conversation.vambe_contact_id)
     except VambeError as error:
         log.warning("no details for contact of conversation %s: %s", conversation.id, error.agent_message)
         return
-    if found:
-        adopt_contact_details(conversation, found[0].name, normalised_phone(found[0].phone))
-        db.session.commit()
+    if record is not None:
+        complete_known_conversation(record)
 
 
 def complete_known_conversation(contact: ContactRef) -> None:

@@ -12,21 +12,23 @@ from app.inbox.forms import QuickReplyForm
 from app.models import QuickReply, Role
 from app.security import role_required
 
+lead_only = role_required(Role.LEAD, area="Quick replies")
+
 
 @bp.get("/quick-replies")
-@role_required(Role.LEAD)
+@lead_only
 def list_replies():
     return render_replies(QuickReplyForm(formdata=None))
 
 
 @bp.post("/quick-replies")
-@role_required(Role.LEAD)
+@lead_only
 def create_reply():
     return save(QuickReplyForm(), None)
 
 
 @bp.route("/quick-replies/<int:quick_reply_id>", methods=["GET", "POST"])
-@role_required(Role.LEAD)
+@lead_only
 def edit_reply(quick_reply_id: int):
     quick_reply = db.get_or_404(QuickReply, quick_reply_id)
     form = QuickReplyForm(obj=quick_reply)
@@ -36,7 +38,7 @@ def edit_reply(quick_reply_id: int):
 
 
 @bp.post("/quick-replies/<int:quick_reply_id>/delete")
-@role_required(Role.LEAD)
+@lead_only
 def delete_reply(quick_reply_id: int):
     quick_reply = db.get_or_404(QuickReply, quick_reply_id)
     shortcut = quick_reply.shortcut

@@ -19,7 +19,7 @@ from app.review import bp
 from app.review.forms import SearchForm
 from app.security import role_required
 
-lead_only = role_required(Role.LEAD)
+lead_only = role_required(Role.LEAD, area="Review")
 REPORT_COLUMNS = [
     "day",
     "agent",

@@ -3,10 +3,9 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from app import vambe_client
 from app.clock import utcnow
-from app.domain.deliveries import MAX_BODY_BYTES, WebhookUnauthorized, authenticate, process_delivery, record_delivery
-from app.domain.syncing import complete_new_contact, process_knowing_business_numbers
-from app.extensions import csrf, db
-from app.models import Message
+from app.domain.deliveries import MAX_BODY_BYTES, WebhookUnauthorized, authenticate, record_delivery
+from app.domain.syncing import process_with_vambe
+from app.extensions import csrf
 from app.webhooks import bp
 
 
@@ -34,9 +33,6 @@ def receive_vambe(token: str | None = None):
     except WebhookUnauthorized:
         return jsonify({"error": "unauthorized"}), 401
     headers = {name.lower(): value for name, value in request.headers.items()}
-    delivery = process_delivery(record_delivery(body, headers, method, now=now), now=now)
-    delivery = process_knowing_business_numbers(vambe_client(), delivery, now=now)
-    if delivery.message_id is not None:
-        complete_new_contact(vambe_client(), db.session.get(Message, delivery.message_id).conversation, now=now)
+    delivery = process_with_vambe(vambe_client(), record_delivery(body, headers, method, now=now), now=now)
     # Stored either way: a 2xx stops Vambe retrying a delivery that can only fail again.
     return jsonify({"delivery": delivery.id, "state": delivery.state}), 200
