@@ -28,6 +28,7 @@ PASSWORD_HASH_METHOD = "scrypt"  # noqa: S105  (a method name, not a password)
 
 # Each role can do everything the roles before it can.
 ROLE_RANK = {Role.AGENT: 0, Role.LEAD: 1, Role.ADMIN: 2}
+MAX_RECORD_ID = 2**31 - 1  # INTEGER primary keys: 32-bit on PostgreSQL
 
 
 class Direction(StrEnum):
@@ -181,6 +182,8 @@ class Message(db.Model):
     search_text: Mapped[str] = mapped_column(Text, default="")
     # One Vambe account per installation, so the provider id is unique across the store.
     provider_message_id: Mapped[str | None] = mapped_column(String(128), unique=True)
+    # sha256 of a webhook payload that named no message id: a redelivery of it is the same message.
+    fingerprint: Mapped[str | None] = mapped_column(String(64), unique=True)
     quoted_message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id"))
     pause_assistant: Mapped[bool | None]
     business_number_id: Mapped[int | None] = mapped_column(ForeignKey("business_numbers.id"))
