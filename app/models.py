@@ -183,7 +183,7 @@ class Message(db.Model):
     # One Vambe account per installation, so the provider id is unique across the store.
     provider_message_id: Mapped[str | None] = mapped_column(String(128), unique=True)
     # sha256 of a webhook payload that named no message id: a redelivery of it is the same message.
-    fingerprint: Mapped[str | None] = mapped_column(String(64), unique=True)
+    fingerprint: Mapped[str | None] = mapped_column(String(64), unique=True, index=True)
     quoted_message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id"))
     pause_assistant: Mapped[bool | None]
     business_number_id: Mapped[int | None] = mapped_column(ForeignKey("business_numbers.id"))

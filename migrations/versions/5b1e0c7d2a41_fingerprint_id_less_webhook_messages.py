@@ -15,13 +15,13 @@ branch_labels = None
 depends_on = None
 
 
+# A unique index rather than a constraint, and no batch mode: SQLite would rebuild the table, losing the
+# full-text triggers on it (SQLite 3.35+ drops a column in place).
 def upgrade():
-    with op.batch_alter_table("messages") as batch_op:
-        batch_op.add_column(sa.Column("fingerprint", sa.String(length=64), nullable=True))
-        batch_op.create_unique_constraint(batch_op.f("uq_messages_fingerprint"), ["fingerprint"])
+    op.add_column("messages", sa.Column("fingerprint", sa.String(length=64), nullable=True))
+    op.create_index(op.f("ix_messages_fingerprint"), "messages", ["fingerprint"], unique=True)
 
 
 def downgrade():
-    with op.batch_alter_table("messages") as batch_op:
-        batch_op.drop_constraint(batch_op.f("uq_messages_fingerprint"), type_="unique")
-        batch_op.drop_column("fingerprint")
+    op.drop_index(op.f("ix_messages_fingerprint"), table_name="messages")
+    op.drop_column("messages", "fingerprint")
