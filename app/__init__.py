@@ -7,6 +7,7 @@ from flask import Flask, current_app, g, request
 from sqlalchemy import event
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from app import inputs
 from app.config import load_config, read_environment
 from app.extensions import csrf, db, login_manager, migrate
 from app.logs import configure_logging
@@ -30,6 +31,7 @@ def create_app(overrides: dict | None = None, environ: dict[str, str] | None = N
 
     configure_logging(app)
     register_extensions(app)
+    inputs.register(app)
     register_blueprints(app)
     register_error_handlers(app)
     register_template_helpers(app)

@@ -2,6 +2,7 @@
 
 import hashlib
 import hmac
+import re
 import unicodedata
 from datetime import datetime
 from enum import StrEnum
@@ -160,6 +161,20 @@ class Conversation(db.Model):
     @property
     def display_name(self) -> str:
         return self.name or self.phone or "Unknown contact"
+
+
+# PostgreSQL text cannot hold NUL, and no UTF-8 encoder can write a lone surrogate (JSON's "\ud800" makes one).
+UNSTORABLE = re.compile(r"[\x00\ud800-\udfff]")
+
+
+def unstorable(text: str) -> bool:
+    """Whether ``text`` holds a character no text column can store."""
+    return UNSTORABLE.search(text) is not None
+
+
+def storable_text(text: str) -> str:
+    """``text`` with what no text column can store replaced by U+FFFD, as a UTF-8 decoder marks broken bytes."""
+    return UNSTORABLE.sub("\ufffd", text)
 
 
 def searchable_text(text: str) -> str:

@@ -86,6 +86,7 @@ def make_message(
         ),
         now=utcnow(),
     )
+    db.session.commit()
     return result.message
 
 

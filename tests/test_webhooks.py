@@ -1300,3 +1300,112 @@ class TestConcurrentDuplicates:
         assert per_id == {f"round-{n}": 1 for n in range(ROUNDS)}, figures
         assert states == [DeliveryState.PROCESSED] * (ROUNDS * THREADS), figures
         assert conversations == 3, figures  # rounds 0, 1-2, 3-4
+
+
+# --- hostile payloads: stored and failed with a reason, never a 500 ----------------------------------
+
+
+def conversation_count(app) -> int:
+    with app.app_context():
+        count = db.session.scalar(select(func.count(Conversation.id)))
+        db.session.remove()
+    return count
+
+
+class TestHostilePayloads:
+    @pytest.mark.parametrize(
+        ("field", "value"),
+        [
+            ("contact_id", ["a", "b"]),
+            ("contact_id", True),
+            ("contact_id", {"id": 1}),
+            ("contact_id", "x" * 37),
+            ("contact_id", "bad\x00id"),
+            ("message_id", ["m"]),
+            ("message_id", False),
+            ("message_id", "m" * 129),
+            ("message_body", {"text": "hola"}),
+            ("message_body", ["hola"]),
+            ("contact_name", ["María"]),
+        ],
+    )
+    def test_a_field_of_the_wrong_type_fails_the_delivery_and_creates_nothing(self, app, client, field, value):
+        payload = shape_a("message.received", contact_id=new_contact_id(), body="Hola")
+        payload["data"][field] = value
+
+        response = post_signed(client, app, payload)
+
+        assert response.status_code == 200
+        [delivery] = deliveries(app)
+        assert delivery.state == DeliveryState.FAILED and field in delivery.error
+        assert (conversation_count(app), messages(app)) == (0, [])
+
+    @pytest.mark.parametrize("depth", [40, 100_000])
+    def test_deeply_nested_json_is_stored_and_failed(self, app, client, depth):
+        body = b'{"event": "message.received", "data": ' + b"[" * depth + b"]" * depth + b"}"
+
+        response = client.post(URL, data=body, headers=signed_headers(app.config["VAMBE_WEBHOOK_SECRET"], body))
+
+        assert response.status_code == 200
+        [delivery] = deliveries(app)
+        assert delivery.state == DeliveryState.FAILED and "nest" in delivery.error
+
+    def test_nul_and_lone_surrogates_in_the_text_are_stored_as_replacement_characters(self, app, client):
+        contact = new_contact_id()
+        payload = shape_a("message.received", contact_id=contact, body="Ho\x00la \ud800!", name="Ma\x00ría")
+        body = json.dumps(payload).encode()  # ASCII escapes: \u0000 and \ud800 as JSON writes them
+
+        response = client.post(URL, data=body, headers=signed_headers(app.config["VAMBE_WEBHOOK_SECRET"], body))
+
+        assert response.status_code == 200 and response.get_json()["state"] == "processed"
+        [message] = messages(app)
+        assert message.body == "Ho\ufffdla \ufffd!"
+        assert conversation_of(app, contact).name == "Ma\ufffdría"
+
+    def test_a_raw_nul_byte_in_the_body_is_stored_and_failed(self, app, client):
+        body = b'{"event": "message.received", "data": {"contact_id": "\x00"}}'
+
+        response = client.post(URL, data=body, headers=signed_headers(app.config["VAMBE_WEBHOOK_SECRET"], body))
+
+        assert response.status_code == 200
+        [delivery] = deliveries(app)
+        assert delivery.state == DeliveryState.FAILED and "\x00" not in delivery.body
+
+    @pytest.mark.parametrize(
+        "timestamp",
+        ["0001-01-01T00:00:00+23:59", "9999-12-31T23:59:59-23:59", "0001-01-01T00:00:00Z", "1970-01-01T00:00:00Z"],
+    )
+    def test_a_timestamp_out_of_range_or_before_whatsapp_is_taken_as_the_receive_time(self, app, client, timestamp):
+        payload = shape_a("message.received", contact_id=new_contact_id(), body="Hola")
+        payload["timestamp"] = timestamp
+        before = utcnow()
+
+        response = post_signed(client, app, payload)
+
+        assert response.status_code == 200 and response.get_json()["state"] == "processed"
+        [message] = messages(app)
+        assert message.occurred_at >= before - timedelta(seconds=1)
+
+    @pytest.mark.parametrize("timestamp", ["0001-01-01T00:00:00+23:59", "9999-12-31T23:59:59-23:59"])
+    def test_a_signature_timestamp_out_of_range_is_401_not_500(self, app, client, timestamp):
+        payload = shape_a("message.received", contact_id=new_contact_id(), body="Hola")
+        assert post_signed(client, app, payload, timestamp=timestamp).status_code == 401
+
+    @pytest.mark.parametrize("event", ["message.received", "message.sent"])
+    def test_a_delivery_without_a_message_id_delivered_three_times_is_stored_once(self, app, client, event):
+        payload = shape_a(event, contact_id=new_contact_id(), body="Sin id")
+        del payload["data"]["message_id"]
+
+        answers = [post_signed(client, app, payload) for _ in range(3)]
+
+        assert [a.get_json()["state"] for a in answers] == ["processed"] * 3
+        [message] = messages(app)
+        assert {d.message_id for d in deliveries(app)} == {message.id}
+
+    def test_two_messages_without_ids_that_differ_are_both_stored(self, app, client):
+        contact = new_contact_id()
+        for text in ("Hola", "¿Siguen ahí?"):
+            payload = shape_a("message.received", contact_id=contact, body=text)
+            del payload["data"]["message_id"]
+            post_signed(client, app, payload)
+        assert [m.body for m in messages(app)] == ["Hola", "¿Siguen ahí?"]

@@ -13,8 +13,9 @@ from app.domain.accounts import AccountError, change_role, create_user, list_use
 from app.domain.conversations import business_numbers
 from app.extensions import db
 from app.htmx import render_page_or_partial
+from app.inputs import day, record_id
 from app.models import AuditKind, Role, User, WebhookDelivery
-from app.presenting import AUDIT_LABELS, parse_day, start_of_local_day
+from app.presenting import AUDIT_LABELS, start_of_local_day
 from app.security import role_required
 from app.vambe import VambeError
 
@@ -54,7 +55,7 @@ def create():
     return render_users(form, status=422)
 
 
-@bp.post("/users/<int:user_id>/role")
+@bp.post("/users/<id:user_id>/role")
 @admin_only
 def set_role(user_id: int):
     user = db.get_or_404(User, user_id)
@@ -70,7 +71,7 @@ def set_role(user_id: int):
     )
 
 
-@bp.post("/users/<int:user_id>/active")
+@bp.post("/users/<id:user_id>/active")
 @admin_only
 def set_activity(user_id: int):
     user = db.get_or_404(User, user_id)
@@ -82,7 +83,7 @@ def set_activity(user_id: int):
     )
 
 
-@bp.post("/users/<int:user_id>/password")
+@bp.post("/users/<id:user_id>/password")
 @admin_only
 def set_password(user_id: int):
     user = db.get_or_404(User, user_id)
@@ -148,7 +149,7 @@ def refresh_numbers():
     return redirect(url_for("admin.settings"), 303)
 
 
-@bp.post("/webhooks/<int:delivery_id>/replay")
+@bp.post("/webhooks/<id:delivery_id>/replay")
 @admin_only
 def replay(delivery_id: int):
     delivery = administering.replay(db.get_or_404(WebhookDelivery, delivery_id), actor=actor(), now=utcnow())
@@ -161,11 +162,11 @@ def replay(delivery_id: int):
 def audit():
     filters = administering.AuditFilters(
         kind=request.args.get("kind") if request.args.get("kind") in tuple(AuditKind) else None,
-        actor_id=request.args.get("actor", type=int),
+        actor_id=record_id(request.args.get("actor"), "user"),
         since=local_day(request.args.get("since")),
         until=local_day(request.args.get("until"), end=True),
     )
-    events = administering.audit_log(filters, before_id=request.args.get("before", type=int))
+    events = administering.audit_log(filters, before_id=record_id(request.args.get("before"), "page link"))
     return render_page_or_partial(
         "admin/audit.html",
         "admin/audit.html",
@@ -179,5 +180,5 @@ def audit():
 
 def local_day(value: str | None, end: bool = False) -> datetime | None:
     """A YYYY-MM-DD date as the aware start (or, with ``end``, the end) of that day in the viewer's zone."""
-    day = parse_day(value)
-    return start_of_local_day(day, next_day=end) if day else None
+    chosen = day(value)
+    return start_of_local_day(chosen, next_day=end) if chosen else None

@@ -5,8 +5,8 @@ from datetime import datetime
 
 from sqlalchemy import func, select
 
-from app.domain.deliveries import process_delivery
-from app.domain.syncing import sync_business_numbers
+from app.domain.deliveries import file_delivery
+from app.domain.syncing import store_business_numbers
 from app.extensions import db
 from app.models import AuditEvent, AuditKind, User, WebhookDelivery
 from app.vambe import Channel, VambeClient, VambeError
@@ -52,7 +52,7 @@ def last_delivery_at() -> datetime | None:
 
 def replay(delivery: WebhookDelivery, *, actor: User, now: datetime) -> WebhookDelivery:
     """Process a stored delivery again (idempotent) and record who asked; commits."""
-    process_delivery(delivery, now=now)
+    file_delivery(delivery, now=now)
     db.session.add(
         AuditEvent(
             occurred_at=now,
@@ -67,7 +67,7 @@ def replay(delivery: WebhookDelivery, *, actor: User, now: datetime) -> WebhookD
 
 def refresh_numbers(client: VambeClient, *, actor: User, now: datetime) -> list[str]:
     """Fetch the business numbers from Vambe again and record who did; commits. Raises VambeError."""
-    numbers = [number.phone_number for number in sync_business_numbers(client)]
+    numbers = [number.phone_number for number in store_business_numbers(client)]
     db.session.add(
         AuditEvent(occurred_at=now, kind=AuditKind.NUMBERS_REFRESHED, actor=actor, details={"numbers": numbers})
     )

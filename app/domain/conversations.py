@@ -10,10 +10,19 @@ from sqlalchemy.exc import IntegrityError
 
 from app.domain.window import WINDOW_LENGTH, WindowState, WindowStatus, window_status
 from app.extensions import db
-from app.models import AuditEvent, BusinessNumber, Conversation, ConversationStatus, ConversationView, Message, User
+from app.models import (
+    MAX_RECORD_ID,
+    AuditEvent,
+    BusinessNumber,
+    Conversation,
+    ConversationStatus,
+    ConversationView,
+    Message,
+    User,
+)
 
 PAGE_SIZE = 25
-MAX_ID = 2**31 - 1  # the integer primary keys' range on PostgreSQL
+MAX_CURSOR_LENGTH = 200
 SCOPES = ("all", "mine", "unassigned")
 WINDOW_FILTERS = tuple(state.value for state in WindowState)
 SORTS = ("recent", "closing_soon")
@@ -154,12 +163,14 @@ def encode_cursor(sort_value: datetime, conversation_id: int) -> str:
 
 
 def decode_cursor(cursor: str) -> tuple[datetime, int]:
+    if len(cursor) > MAX_CURSOR_LENGTH:  # ours are under 80 characters; a longer one is not ours
+        raise InvalidCursor("cursor too long")
     try:
         moment, conversation_id = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
         moment, conversation_id = datetime.fromisoformat(moment), int(conversation_id)
-    except (ValueError, TypeError) as error:
+    except (ValueError, TypeError, RecursionError) as error:
         raise InvalidCursor(str(error)) from None
-    if moment.tzinfo is None or not 0 < conversation_id <= MAX_ID:
+    if moment.tzinfo is None or not 0 < conversation_id <= MAX_RECORD_ID:
         raise InvalidCursor("cursor out of range")
     return moment, conversation_id
 

@@ -12,11 +12,25 @@ from sqlalchemy import select
 
 from app.domain.ingesting import ContactRef, ObservedMessage, ingest_message, parse_time, record_outbound
 from app.extensions import db
-from app.models import Author, BusinessNumber, DeliveryState, Direction, Message, WebhookDelivery
+from app.models import (
+    Author,
+    BusinessNumber,
+    Conversation,
+    DeliveryState,
+    Direction,
+    Message,
+    WebhookDelivery,
+    storable_text,
+)
 
 log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 256 * 1024
+MAX_NESTING = 32  # Vambe's payloads nest three levels; deeper is not a message event
+CONTACT_ID_LENGTH = Conversation.vambe_contact_id.type.length
+MESSAGE_ID_LENGTH = Message.provider_message_id.type.length
+NAME_LENGTH = Conversation.name.type.length
+PHONE_LENGTH = 32
 SIGNATURE_MAX_AGE = timedelta(minutes=5)
 KEPT_HEADERS = ("content-type", "user-agent", "x-vambe-timestamp", "x-vambe-signature", "x-request-id")
 HANDLED_EVENTS = ("message.received", "message.sent")
@@ -89,43 +103,82 @@ def parse_signature_time(raw: str) -> datetime | None:
         return None
 
 
-def record_delivery(body: bytes, headers: dict[str, str], authenticated_by: str, *, now: datetime) -> WebhookDelivery:
-    """Commit the delivery verbatim, before any attempt to understand it."""
+def receive_delivery(body: bytes, headers: dict[str, str], authenticated_by: str, *, now: datetime) -> WebhookDelivery:
+    """Store an authenticated delivery verbatim and file its message, in one transaction; commits once.
+
+    A delivery that cannot be filed is stored all the same, marked failed with the reason, for a replay."""
     delivery = WebhookDelivery(
         received_at=now,
         authenticated_by=authenticated_by,
-        headers={name: headers[name] for name in KEPT_HEADERS if name in headers},
-        body=body.decode("utf-8", errors="replace"),
+        headers={name: storable_text(headers[name]) for name in KEPT_HEADERS if name in headers},
+        body=storable_text(body.decode("utf-8", errors="replace")),
         state=DeliveryState.PENDING,
     )
     db.session.add(delivery)
+    file_delivery(delivery, now=now)
     db.session.commit()
     return delivery
 
 
 def process_delivery(delivery: WebhookDelivery, *, now: datetime) -> WebhookDelivery:
-    """Turn a stored delivery into a message (at most once per message) and mark it; commits."""
-    try:
-        event = parse_event(json.loads(delivery.body), delivery.received_at, business_phones())
-        message = apply_event(event, now=now)
-    except (ValueError, UnrecognisedEvent) as error:
-        db.session.rollback()
-        return mark(delivery, DeliveryState.FAILED, str(error) or type(error).__name__, now)
-    except Exception as error:
-        db.session.rollback()
-        log.exception("webhook delivery %s could not be processed", delivery.id)
-        return mark(delivery, DeliveryState.FAILED, f"internal error: {type(error).__name__}", now)
-    delivery.event = event.event
-    delivery.message_id = message.id
-    return mark(delivery, DeliveryState.PROCESSED, None, now)
-
-
-def mark(delivery: WebhookDelivery, state: DeliveryState, error: str | None, now: datetime) -> WebhookDelivery:
-    delivery.state = state
-    delivery.error = error
-    delivery.processed_at = now
+    """File a stored delivery again (a replay; at most one message per message); commits."""
+    file_delivery(delivery, now=now)
     db.session.commit()
     return delivery
+
+
+def file_delivery(delivery: WebhookDelivery, *, now: datetime) -> None:
+    """Turn the delivery into a message and mark it. The message is written in a savepoint, so a delivery that
+    fails halfway leaves nothing behind but its own mark."""
+    delivery.processed_at = now
+    db.session.flush()
+    try:
+        with db.session.begin_nested():
+            payload = read_json(delivery.body)
+            event = parse_event(payload, delivery.received_at, business_phones())
+            message = apply_event(event, fingerprint=fingerprint_of(payload), now=now)
+    except UnrecognisedEvent as error:
+        mark(delivery, DeliveryState.FAILED, str(error))
+    except Exception as error:
+        log.exception("webhook delivery %s could not be processed", delivery.id)
+        mark(delivery, DeliveryState.FAILED, f"internal error: {type(error).__name__}")
+    else:
+        delivery.event = event.event
+        delivery.message_id = message.id
+        mark(delivery, DeliveryState.PROCESSED, None)
+
+
+def mark(delivery: WebhookDelivery, state: DeliveryState, error: str | None) -> None:
+    delivery.state = state
+    delivery.error = error
+
+
+def read_json(body: str) -> Any:
+    """The delivery's JSON, refusing what is not JSON or nests deeper than any Vambe payload."""
+    try:
+        payload = json.loads(body)
+    except (ValueError, RecursionError):
+        raise UnrecognisedEvent("the body is not JSON, or nests too deeply") from None
+    if nesting_depth(payload) > MAX_NESTING:
+        raise UnrecognisedEvent(f"the payload nests deeper than {MAX_NESTING} levels")
+    return payload
+
+
+def nesting_depth(value: Any) -> int:
+    """How deeply ``value`` nests lists and objects, counted without recursion."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else ()
+        deepest = max(deepest, depth)
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return deepest
+
+
+def fingerprint_of(payload: Any) -> str:
+    """What identifies a payload across Vambe's redeliveries of it: the same JSON, whatever its key order."""
+    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def replay_deliveries(*, only_failed: bool, since: datetime | None, now: datetime) -> list[WebhookDelivery]:
@@ -138,9 +191,18 @@ def replay_deliveries(*, only_failed: bool, since: datetime | None, now: datetim
     return [process_delivery(delivery, now=now) for delivery in db.session.scalars(query).all()]
 
 
-def apply_event(event: MessageEvent, *, now: datetime):
+def apply_event(event: MessageEvent, *, fingerprint: str, now: datetime) -> Message:
+    """Record the event's message; the fingerprint stands in for a message id the payload lacks."""
+    fingerprint_if_needed = None if event.message_id else fingerprint
     if event.event == "message.received":
-        observed = ObservedMessage(Direction.INBOUND, Author.CUSTOMER, event.body, event.occurred_at, event.message_id)
+        observed = ObservedMessage(
+            Direction.INBOUND,
+            Author.CUSTOMER,
+            event.body,
+            event.occurred_at,
+            event.message_id,
+            fingerprint=fingerprint_if_needed,
+        )
         return ingest_message(event.contact, observed, now=now).message
     if event.event is None:
         if event.message_id is not None:
@@ -153,7 +215,9 @@ def apply_event(event: MessageEvent, *, now: datetime):
             "shape B payload without an event name, and no business numbers are known to tell its direction: "
             "fetch them (flask vambe numbers), then replay the failed deliveries"
         )
-    return record_outbound(event.contact, event.body, event.occurred_at, event.message_id, now=now)
+    return record_outbound(
+        event.contact, event.body, event.occurred_at, event.message_id, fingerprint=fingerprint_if_needed, now=now
+    )
 
 
 def parse_event(payload: Any, received_at: datetime, business_phones: set[str]) -> MessageEvent:
@@ -163,7 +227,7 @@ def parse_event(payload: Any, received_at: datetime, business_phones: set[str]) 
     data = payload["data"]
     # Shape B may come with an event name too; its contact is then still aiContactId, not data.contact_id.
     if "aiContactId" in payload and "contact_id" not in data:
-        if not payload["aiContactId"]:
+        if id_field(payload, "aiContactId", CONTACT_ID_LENGTH) is None:
             raise UnrecognisedEvent("shape B payload without an aiContactId")
         return parse_shape_b(payload, data, received_at, business_phones)
     if "event" in payload:
@@ -181,36 +245,63 @@ def reported_time(raw: Any, received_at: datetime) -> datetime:
 def parse_shape_a(payload: dict, data: dict, received_at: datetime) -> MessageEvent:
     event = payload["event"]
     if event not in HANDLED_EVENTS:
-        raise UnrecognisedEvent(f"event {event!r} is not one Handoff handles")
-    if not data.get("contact_id"):
+        raise UnrecognisedEvent(f"event {str(event)[:40]!r} is not one Handoff handles")
+    contact_id = id_field(data, "contact_id", CONTACT_ID_LENGTH)
+    if contact_id is None:
         raise UnrecognisedEvent("message event without data.contact_id")
     return MessageEvent(
         event=event,
-        contact=ContactRef(vambe_contact_id=str(data["contact_id"]), name=str(data.get("contact_name") or "")),
-        message_id=str(data["message_id"]) if data.get("message_id") else None,
-        body=str(data.get("message_body") or ""),
+        contact=ContactRef(vambe_contact_id=contact_id, name=text_field(data, "contact_name", NAME_LENGTH)),
+        message_id=id_field(data, "message_id", MESSAGE_ID_LENGTH),
+        body=text_field(data, "message_body"),
         occurred_at=reported_time(payload.get("timestamp"), received_at),
     )
 
 
 def parse_shape_b(payload: dict, data: dict, received_at: datetime, business_phones: set[str]) -> MessageEvent:
-    from_number, to_number = digits(data.get("fromNumber")), digits(data.get("toNumber"))
+    from_number = digits(text_field(data, "fromNumber", PHONE_LENGTH))
+    to_number = digits(text_field(data, "toNumber", PHONE_LENGTH))
     event = shape_b_event(payload.get("event"), from_number, to_number, business_phones)
     outbound = event == "message.sent"
     # The customer is the recipient of an outbound message and the sender of an inbound one; the business's
     # own number (or the name it sends under) is never taken for the customer's.
     customer_number = to_number if outbound else from_number
+    name = text_field(data, "name", NAME_LENGTH)
     return MessageEvent(
         event=event,
         contact=ContactRef(
-            vambe_contact_id=str(payload["aiContactId"]),
+            vambe_contact_id=id_field(payload, "aiContactId", CONTACT_ID_LENGTH),
             phone=customer_number if customer_number and customer_number not in business_phones else None,
-            name="" if outbound else str(data.get("name") or ""),
+            name="" if outbound else name,
         ),
-        message_id=str(data["messageId"]) if data.get("messageId") else None,
-        body=str(data.get("message") or ""),
+        message_id=id_field(data, "messageId", MESSAGE_ID_LENGTH),
+        body=text_field(data, "message"),
         occurred_at=reported_time(data.get("timestamp") or data.get("createdAt"), received_at),
     )
+
+
+def id_field(data: dict, name: str, max_length: int) -> str | None:
+    """An identifier from the payload (text or a whole number), or None when absent; refuses anything else."""
+    value = data.get(name)
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise UnrecognisedEvent(f"{name} must be text or a number, not {type(value).__name__}")
+    value = str(value).strip()
+    # Vambe's ids are UUIDs, numbers and WhatsApp ids: printable ASCII. Anything else is no id of theirs.
+    if not value or len(value) > max_length or not (value.isascii() and value.isprintable()):
+        raise UnrecognisedEvent(f"{name} is not an identifier (empty, over {max_length} characters, or not ASCII)")
+    return value
+
+
+def text_field(data: dict, name: str, max_length: int | None = None) -> str:
+    """Free text from the payload ("" when absent), storable and at most ``max_length`` long; refuses non-text."""
+    value = data.get(name)
+    if value is None:
+        return ""
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise UnrecognisedEvent(f"{name} must be text, not {type(value).__name__}")
+    return storable_text(str(value))[:max_length]
 
 
 def shape_b_event(named: Any, from_number: str, to_number: str, business_phones: set[str]) -> str | None:
@@ -218,7 +309,7 @@ def shape_b_event(named: Any, from_number: str, to_number: str, business_phones:
     documented shape names none, whether it came from (or went to) one of the business's own numbers."""
     if named is not None:
         if named not in HANDLED_EVENTS:
-            raise UnrecognisedEvent(f"event {named!r} is not one Handoff handles")
+            raise UnrecognisedEvent(f"event {str(named)[:40]!r} is not one Handoff handles")
         return named
     if from_number and from_number in business_phones:
         return "message.sent"
@@ -229,8 +320,8 @@ def shape_b_event(named: Any, from_number: str, to_number: str, business_phones:
     return "message.received"
 
 
-def digits(raw: Any) -> str:
-    return "".join(ch for ch in str(raw or "") if ch.isdigit())
+def digits(raw: str) -> str:
+    return "".join(ch for ch in raw if ch.isascii() and ch.isdigit())
 
 
 def business_phones() -> set[str]:

@@ -26,6 +26,8 @@ log = logging.getLogger(__name__)
 
 # Copies of one message reported with different ids (webhook vs history) lie this close in time.
 MATCH_TOLERANCE = timedelta(minutes=2)
+# No WhatsApp message is older than this; an earlier time is a broken clock or a hostile payload.
+EARLIEST_YEAR = 2009
 # How far outcomes have progressed; a report never moves a message backwards.
 OUTCOME_PROGRESS = {
     Outcome.SENDING: 0,
@@ -55,6 +57,8 @@ class ObservedMessage:
     occurred_at: datetime
     provider_message_id: str | None = None
     outcome: Outcome = Outcome.RECEIVED
+    # For a message Vambe reported without an id: what tells a redelivery of the same report from a new message.
+    fingerprint: str | None = None
 
 
 @dataclass(frozen=True)
@@ -64,7 +68,7 @@ class IngestResult:
 
 
 def ingest_message(contact: ContactRef, observed: ObservedMessage, *, now: datetime) -> IngestResult:
-    """Store ``observed`` once (a known provider id is never stored twice) and move the window; commits.
+    """Store ``observed`` once (a known provider id or fingerprint is never stored twice) and move the window.
 
     A message cannot have happened after Handoff learnt of it (``now``): a time ahead of that, a sender's clock
     running fast, is taken as ``now``, so it neither stretches the 24h window nor sorts after later messages.
@@ -78,25 +82,26 @@ def ingest_message(contact: ContactRef, observed: ObservedMessage, *, now: datet
         "body": observed.body,
         "search_text": searchable_text(observed.body),
         "provider_message_id": observed.provider_message_id,
+        "fingerprint": observed.fingerprint,
         "outcome": observed.outcome,
         "window_override": False,
         "occurred_at": occurred_at,
         "created_at": now,
         "updated_at": now,
     }
-    if observed.provider_message_id is None:
+    identity = next((name for name in ("provider_message_id", "fingerprint") if values[name] is not None), None)
+    if identity is None:
         message = Message(**values)
         db.session.add(message)
         db.session.flush()
         created = True
     else:
-        created = insert_ignoring_conflict(Message, values, "provider_message_id")
-        message = db.session.scalar(select(Message).where(Message.provider_message_id == observed.provider_message_id))
+        created = insert_ignoring_conflict(Message, values, identity)
+        message = db.session.scalar(select(Message).where(getattr(Message, identity) == values[identity]))
     if created:
         advance_conversation(conversation.id, observed.direction, occurred_at)
         if observed.direction == Direction.INBOUND:
             reopen_for_customer(conversation, now)
-    db.session.commit()
     return IngestResult(message, created)
 
 
@@ -125,27 +130,26 @@ def record_outbound(
     provider_message_id: str | None,
     *,
     outcome: Outcome = Outcome.SENT,
+    fingerprint: str | None = None,
     now: datetime,
 ) -> Message:
     """Record a message that left the account: Handoff's own send when it matches one, else the
-    AI assistant's (when it was active) or another tool's. Commits."""
+    AI assistant's (when it was active) or another tool's."""
     occurred_at = min(occurred_at, now)  # as ingest_message has it
     if provider_message_id is not None:
         known = db.session.scalar(select(Message).where(Message.provider_message_id == provider_message_id))
         if known is not None:
             advance_outcome(known, outcome, now)
-            db.session.commit()
             return known
     conversation = find_or_create_conversation(contact, now=now)
     own = matching_message(conversation, Direction.OUTBOUND, body, occurred_at, author=Author.AGENT)
     if own is not None:
         own.provider_message_id = own.provider_message_id or provider_message_id
         advance_outcome(own, outcome, now)
-        db.session.commit()
         return own
     paused_at = conversation.assistant_paused_at
     author = Author.ASSISTANT if paused_at is None or occurred_at < paused_at else Author.OTHER_TOOL
-    observed = ObservedMessage(Direction.OUTBOUND, author, body, occurred_at, provider_message_id, outcome)
+    observed = ObservedMessage(Direction.OUTBOUND, author, body, occurred_at, provider_message_id, outcome, fingerprint)
     return ingest_message(contact, observed, now=now).message
 
 
@@ -190,9 +194,10 @@ def parse_time(raw: Any) -> datetime | None:
         return None
     try:
         moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
-    except ValueError:
+        moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    except (ValueError, OverflowError):  # malformed, or an offset that pushes it past year 1 or 9999
         return None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    return moment if moment.year >= EARLIEST_YEAR else None
 
 
 def find_or_create_conversation(contact: ContactRef, *, now: datetime) -> Conversation:

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import select, text, update
 
 from app.domain.deliveries import business_phones, process_delivery
 from app.domain.ingesting import (
@@ -17,6 +17,7 @@ from app.domain.ingesting import (
     advance_outcome,
     find_or_create_conversation,
     ingest_message,
+    insert_ignoring_conflict,
     matching_message,
     normalised_phone,
     record_outbound,
@@ -28,6 +29,7 @@ from app.vambe import HistoryMessage, VambeClient, VambeError, VambeNotFound, Va
 HISTORY_STATUS = {"sent": Outcome.SENT, "delivered": Outcome.DELIVERED, "read": Outcome.READ, "failed": Outcome.FAILED}
 MAX_RATE_LIMIT_WAITS = 5
 REFRESH_DAYS = 30
+BUSINESS_NUMBERS_LOCK = 0x48414E44  # "HAND": the advisory lock that keeps the business-number fetch single
 
 log = logging.getLogger(__name__)
 
@@ -44,17 +46,33 @@ class SyncReport:
 
 def sync_business_numbers(client: VambeClient) -> list[BusinessNumber]:
     """Record the account's WhatsApp numbers from Vambe's channels endpoint; commits."""
-    numbers = []
-    for channel in client.list_whatsapp_channels():
-        number = db.session.scalar(select(BusinessNumber).where(BusinessNumber.phone_number == channel.phone_number))
-        if number is None:
-            number = BusinessNumber(phone_number=channel.phone_number)
-            db.session.add(number)
-        number.vambe_channel_id = channel.vambe_channel_id
-        number.name = channel.name
-        numbers.append(number)
+    numbers = store_business_numbers(client)
     db.session.commit()
     return numbers
+
+
+def store_business_numbers(client: VambeClient) -> list[BusinessNumber]:
+    """Fetch the account's WhatsApp numbers and store them, new or changed; safe beside a concurrent fetch."""
+    phone_numbers = []
+    for channel in client.list_whatsapp_channels():
+        insert_ignoring_conflict(BusinessNumber, {"phone_number": channel.phone_number, "name": ""}, "phone_number")
+        phone_numbers.append(channel.phone_number)
+        db.session.execute(
+            update(BusinessNumber)
+            .where(BusinessNumber.phone_number == channel.phone_number)
+            .values(vambe_channel_id=channel.vambe_channel_id, name=channel.name)
+        )
+    return list(db.session.scalars(select(BusinessNumber).where(BusinessNumber.phone_number.in_(phone_numbers))))
+
+
+def fetch_business_numbers_once(client: VambeClient) -> None:
+    """Fetch the numbers unless another worker has: concurrent webhooks all find them missing at first, and one
+    fetch is enough. On PostgreSQL an advisory lock makes the others wait for the first; commits."""
+    if db.session.get_bind().dialect.name == "postgresql":
+        db.session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": BUSINESS_NUMBERS_LOCK})
+    if not business_phones():
+        store_business_numbers(client)
+    db.session.commit()
 
 
 def contacts_to_sync(client: VambeClient, *, days: int, contact_id: str | None = None) -> list[ContactRef]:
@@ -74,9 +92,10 @@ def sync_contact(
     since: datetime,
     now: datetime,
     report: SyncReport,
-    wait: Callable[[float], None] = time.sleep,
+    wait: Callable[[float], None] | None = time.sleep,
 ) -> None:
-    """Merge one contact's history since ``since`` into the store; safe to interrupt and repeat."""
+    """Merge one contact's history since ``since`` into the store; safe to interrupt and repeat. With ``wait``
+    None a 429 is not waited out (the history is reported unavailable)."""
     report.contacts += 1
     complete_known_conversation(contact)
     merged_ids: set[int] = set()
@@ -106,9 +125,14 @@ def refresh_conversation(client: VambeClient, conversation: Conversation, *, now
         report.skipped["Vambe does not know this contact's id yet"] += 1
         return report
     contact = ContactRef(conversation.vambe_contact_id, conversation.phone, conversation.name)
-    if not (conversation.phone and conversation.name):
-        contact = contact_with_details(client, contact, report)
-    sync_contact(client, contact, since=now - timedelta(days=REFRESH_DAYS), now=now, report=report)
+    try:
+        if not (conversation.phone and conversation.name):
+            contact = contact_with_details(client, contact, report)
+        # An agent is waiting: a 429 is reported, not waited out inside the request.
+        sync_contact(client, contact, since=now - timedelta(days=REFRESH_DAYS), now=now, report=report, wait=None)
+    except VambeUnauthorized as error:
+        db.session.rollback()
+        report.skipped[f"Vambe refused the request: {error.agent_message}"] += 1
     return report
 
 
@@ -129,29 +153,32 @@ def contact_record(client: VambeClient, vambe_contact_id: str) -> ContactRef | N
     return found[0] if found else None
 
 
-def process_with_vambe(client: VambeClient, delivery: WebhookDelivery, *, now: datetime) -> WebhookDelivery:
-    """Process a stored webhook delivery, asking Vambe for what its payload may lack: the account's own numbers
-    (to tell a shape-B message's direction) and a new contact's phone (shape A carries none)."""
-    delivery = process_knowing_business_numbers(client, process_delivery(delivery, now=now), now=now)
+def needs_vambe(delivery: WebhookDelivery) -> bool:
+    """Whether a filed delivery lacks what only Vambe can tell: the account's own numbers (to tell a shape-B
+    message's direction) or a new contact's phone (shape A carries none)."""
+    if delivery.state == DeliveryState.FAILED:
+        return not business_phones()
+    conversation = db.session.get(Message, delivery.message_id).conversation
+    return conversation.phone is None and conversation.created_at == delivery.received_at
+
+
+def complete_with_vambe(client: VambeClient, delivery_id: int, *, now: datetime) -> None:
+    """Ask Vambe what a delivery lacked (see ``needs_vambe``), after the webhook has been answered: Vambe's
+    retries must not wait on Vambe's API. Files a failed delivery again once the numbers are known; commits."""
+    delivery = db.session.get(WebhookDelivery, delivery_id)
+    if delivery.state == DeliveryState.FAILED:
+        try:
+            fetch_business_numbers_once(client)
+        except VambeError as error:
+            db.session.rollback()
+            log.warning("business numbers unavailable for webhook delivery %s: %s", delivery_id, error.agent_message)
+            return
+        if business_phones():
+            process_delivery(delivery, now=now)
     if delivery.message_id is not None:
-        complete_new_contact(client, db.session.get(Message, delivery.message_id).conversation, now=now)
-    return delivery
-
-
-def process_knowing_business_numbers(
-    client: VambeClient, delivery: WebhookDelivery, *, now: datetime
-) -> WebhookDelivery:
-    """Process a delivery that failed while Handoff knew none of the account's own numbers again, once they are
-    fetched: a shape-B message tells which way it went only by the number it came from. Fetched once; later
-    deliveries find the numbers stored."""
-    if delivery.state != DeliveryState.FAILED or business_phones():
-        return delivery
-    try:
-        sync_business_numbers(client)
-    except VambeError as error:
-        log.warning("business numbers unavailable for webhook delivery %s: %s", delivery.id, error.agent_message)
-        return delivery
-    return process_delivery(delivery, now=now)
+        complete_new_contact(
+            client, db.session.get(Message, delivery.message_id).conversation, now=delivery.received_at
+        )
 
 
 def complete_new_contact(client: VambeClient, conversation: Conversation, *, now: datetime) -> None:
@@ -220,18 +247,19 @@ def merge_history_message(
         ).message
     else:
         message = record_outbound(contact, body, item.created_at, item.id, outcome=outcome, now=now)
+    db.session.commit()  # message by message, so an interrupted sync keeps what it merged
     merged_ids.add(message.id)
     report.added += 1
 
 
-def rate_limited(call, wait: Callable[[float], None], report: SyncReport):
-    """``call()``, waiting as Vambe's Retry-After asks (or backing off) when it answers 429."""
+def rate_limited(call, wait: Callable[[float], None] | None, report: SyncReport):
+    """``call()``, waiting as Vambe's Retry-After asks (or backing off) when it answers 429 and ``wait`` is given."""
     attempt = 0
     while True:
         try:
             return call()
         except VambeRateLimited as error:
-            if attempt == MAX_RATE_LIMIT_WAITS:
+            if wait is None or attempt == MAX_RATE_LIMIT_WAITS:
                 raise
             delay = error.retry_after if error.retry_after is not None else float(2**attempt)
             report.waited_seconds += delay

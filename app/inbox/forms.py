@@ -15,6 +15,7 @@ from wtforms.validators import DataRequired, Length
 
 from app.domain.conversations import InboxFilters
 from app.domain.sending import Reply
+from app.inputs import chosen_record, record_id
 from app.models import BusinessNumber, Conversation, ConversationStatus, User
 
 
@@ -26,17 +27,13 @@ def choices(**labels: str) -> list[SelectChoice]:
     return [SelectChoice(value, label) for value, label in labels.items()]
 
 
-def optional_int(value: str | None) -> int | None:
-    return int(value) if (value or "").isdigit() else None
-
-
 class ReplyForm(FlaskForm):
     message = TextAreaField("Message")
     idempotency_key = HiddenField(default=new_idempotency_key)
     reply_to = HiddenField()
     seen_through = HiddenField()
     pause_assistant = BooleanField("Pause assistant", default=True)
-    business_number = SelectField("Send from", coerce=int, validate_choice=False)
+    business_number = SelectField("Send from", coerce=chosen_record, validate_choice=False)
     send = SubmitField("Send")
     confirm_outside_window = SubmitField("Send anyway")
     confirm_newer_reply = SubmitField("Send anyway")
@@ -49,7 +46,7 @@ class ReplyForm(FlaskForm):
 
     @property
     def quoted_message_id(self) -> int | None:
-        return optional_int(self.reply_to.data)
+        return record_id(self.reply_to.data, "quoted message")
 
     def to_reply(self, several_numbers: bool) -> Reply:
         return Reply(
@@ -59,7 +56,7 @@ class ReplyForm(FlaskForm):
             quoted_message_id=self.quoted_message_id,
             business_number_id=self.business_number.data if several_numbers else None,
             confirmed_outside_window=bool(self.confirm_outside_window.data),
-            seen_through_message_id=optional_int(self.seen_through.data),
+            seen_through_message_id=record_id(self.seen_through.data, "last message seen"),
             confirmed_newer_reply=bool(self.confirm_newer_reply.data),
         )
 

@@ -27,7 +27,7 @@ def create_reply():
     return save(QuickReplyForm(), None)
 
 
-@bp.route("/quick-replies/<int:quick_reply_id>", methods=["GET", "POST"])
+@bp.route("/quick-replies/<id:quick_reply_id>", methods=["GET", "POST"])
 @lead_only
 def edit_reply(quick_reply_id: int):
     quick_reply = db.get_or_404(QuickReply, quick_reply_id)
@@ -37,7 +37,7 @@ def edit_reply(quick_reply_id: int):
     return render_replies(form, editing=quick_reply)
 
 
-@bp.post("/quick-replies/<int:quick_reply_id>/delete")
+@bp.post("/quick-replies/<id:quick_reply_id>/delete")
 @lead_only
 def delete_reply(quick_reply_id: int):
     quick_reply = db.get_or_404(QuickReply, quick_reply_id)

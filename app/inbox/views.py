@@ -13,6 +13,7 @@ from app.extensions import db
 from app.htmx import is_partial_request, render_page_or_partial
 from app.inbox import bp
 from app.inbox.forms import AssignForm, InboxFilterForm, ReplyForm, StatusForm, new_idempotency_key
+from app.inputs import id_or_none, record_id
 from app.models import Conversation, ConversationStatus, Message, Outcome, User
 
 LIVE = "inbox/_conversation_live.html"
@@ -47,15 +48,16 @@ def index():
     return render_page_or_partial("inbox/index.html", "inbox/_conversation_list.html", page=page, filter_form=form)
 
 
-@bp.get("/conversations/<int:conversation_id>")
+@bp.get("/conversations/<id:conversation_id>")
 @login_required
 def show_conversation(conversation_id: int):
     conversation = conversation_or_404(conversation_id)
     conversations.mark_seen(conversation, viewer(), now=utcnow())
-    return render_conversation(conversation, ReplyForm(reply_to=request.args.get("quote", "")))
+    quote = record_id(request.args.get("quote"), "quoted message")
+    return render_conversation(conversation, ReplyForm(reply_to=str(quote or "")))
 
 
-@bp.get("/conversations/<int:conversation_id>/live")
+@bp.get("/conversations/<id:conversation_id>/live")
 @login_required
 def show_live(conversation_id: int):
     conversation = conversation_or_404(conversation_id)
@@ -63,7 +65,7 @@ def show_live(conversation_id: int):
     return render_conversation(conversation, ReplyForm(), partial=LIVE, live_update=is_partial_request())
 
 
-@bp.post("/conversations/<int:conversation_id>/refresh")
+@bp.post("/conversations/<id:conversation_id>/refresh")
 @login_required
 def refresh(conversation_id: int):
     conversation = conversation_or_404(conversation_id)
@@ -71,13 +73,14 @@ def refresh(conversation_id: int):
     return after_change(conversation, refreshed=report)
 
 
-@bp.post("/conversations/<int:conversation_id>/assignee")
+@bp.post("/conversations/<id:conversation_id>/assignee")
 @login_required
 def change_assignee(conversation_id: int):
     conversation = conversation_or_404(conversation_id)
     form = AssignForm()
     choice = form.assignee.data or ""
-    assignee = viewer() if choice == "me" else db.session.get(User, int(choice)) if choice.isdigit() else None
+    chosen = id_or_none(choice)
+    assignee = viewer() if choice == "me" else db.session.get(User, chosen) if chosen else None
     if choice not in ("", "me") and assignee is None:
         abort(422, "That user does not exist.")
     try:
@@ -87,7 +90,7 @@ def change_assignee(conversation_id: int):
     return after_change(conversation)
 
 
-@bp.post("/conversations/<int:conversation_id>/status")
+@bp.post("/conversations/<id:conversation_id>/status")
 @login_required
 def change_status(conversation_id: int):
     conversation = conversation_or_404(conversation_id)
@@ -98,7 +101,7 @@ def change_status(conversation_id: int):
     return after_change(conversation)
 
 
-@bp.post("/conversations/<int:conversation_id>/messages")
+@bp.post("/conversations/<id:conversation_id>/messages")
 @login_required
 def send(conversation_id: int):
     conversation = conversation_or_404(conversation_id)

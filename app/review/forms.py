@@ -1,8 +1,9 @@
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, DateField, SearchField, SelectChoice, SelectField, StringField
+from wtforms import BooleanField, SearchField, SelectChoice, SelectField, StringField
 from wtforms.validators import Optional
 
 from app.domain.searching import SearchFilters
+from app.inputs import DayField, record_id
 from app.models import Direction, Outcome
 
 
@@ -15,8 +16,8 @@ class SearchForm(FlaskForm):
     q = SearchField("Message text")
     contact = StringField("Contact")
     agent = SelectField("Agent", validate_choice=False)
-    since = DateField("From", validators=[Optional()])
-    until = DateField("Until", validators=[Optional()])
+    since = DayField("From", validators=[Optional()])
+    until = DayField("Until", validators=[Optional()])
     direction = SelectField(
         "Direction",
         choices=[SelectChoice("", "Both"), *(SelectChoice(d.value, d.value.capitalize()) for d in Direction)],
@@ -36,7 +37,7 @@ class SearchForm(FlaskForm):
         return SearchFilters(
             text=(self.q.data or "")[:200],
             contact=(self.contact.data or "")[:100],
-            agent_id=int(self.agent.data) if (self.agent.data or "").isdigit() else None,
+            agent_id=record_id(self.agent.data, "agent"),
             since=start_of_day(self.since.data) if self.since.data else None,
             until=start_of_day(self.until.data, next_day=True) if self.until.data else None,
             direction=self.direction.data if self.direction.data in tuple(Direction) else None,

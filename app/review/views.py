@@ -13,6 +13,7 @@ from app.domain.searching import iterate_matches, search_messages
 from app.domain.window import window_status
 from app.extensions import db
 from app.htmx import render_page_or_partial
+from app.inputs import record_id
 from app.models import Conversation, Role
 from app.presenting import author_label, parse_day, start_of_local_day, viewer_zone
 from app.review import bp
@@ -59,7 +60,9 @@ def search():
     hits = (
         []
         if form.is_empty()
-        else search_messages(form.to_filters(start_of_local_day), before_id=request.args.get("before", type=int))
+        else search_messages(
+            form.to_filters(start_of_local_day), before_id=record_id(request.args.get("before"), "page link")
+        )
     )
     return render_page_or_partial("review/search.html", "review/_results.html", form=form, hits=hits)
 
@@ -160,7 +163,7 @@ def safe_cell(value: str) -> str:
     return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
 
 
-@bp.get("/conversations/<int:conversation_id>")
+@bp.get("/conversations/<id:conversation_id>")
 @lead_only
 def timeline(conversation_id: int):
     conversation = db.get_or_404(Conversation, conversation_id)
@@ -171,4 +174,5 @@ def timeline(conversation_id: int):
         items=conversations.thread(conversation),
         window=window_status(conversation.last_inbound_at, utcnow(), current_app.config["WINDOW_WARNING"]),
         viewer=current_user,
+        read_only=True,
     )

@@ -11,12 +11,15 @@ from sqlalchemy import func, select
 
 from app.clock import utcnow
 from app.extensions import csrf, db
+from app.inputs import takes_json
+from app.models import unstorable
 from app.sandbox import bp
 from app.sandbox.customers import notify
 from app.sandbox.state import SANDBOX_CLIENT_ID, SandboxChannel, SandboxContact, SandboxMessage
 
 API = "/api/public"
 HISTORY_PAGE_SIZE = 20
+MAX_HISTORY_PAGE = 100_000  # far past any real history; keeps OFFSET within the database's integers
 MAX_TEXT_LENGTH = 4096
 WINDOW = timedelta(hours=24)
 SEND_FIELDS = {"message", "contact_id", "phone", "reply_message_id", "from_phone_number", "type", "pause_assistant"}
@@ -51,6 +54,7 @@ def api_key_required(view):
 
 
 @bp.post(f"{API}/whatsapp/message/session")
+@takes_json
 @csrf.exempt
 @api_key_required
 def send_session_message():
@@ -113,6 +117,12 @@ def contract_violations(payload: dict[str, Any]) -> list[str]:
         problems.append("type must be one of the following values: text")
     if "pause_assistant" in payload and not isinstance(payload["pause_assistant"], bool):
         problems.append("pause_assistant must be a boolean value")
+    # The twin stores what it accepts, and its store (like Handoff's) cannot hold these.
+    problems += [
+        f"{name} contains a character that cannot be stored"
+        for name in sorted(SEND_FIELDS & set(payload))
+        if isinstance(payload[name], str) and unstorable(payload[name])
+    ]
     return problems
 
 
@@ -191,8 +201,8 @@ def list_messages(contact_id: str):
     if contact is None:
         return error(404, "Contact not found")
     page = request.args.get("page", default=1, type=int)
-    if page < 1:
-        return error(400, "page must be a positive integer")
+    if not 1 <= page <= MAX_HISTORY_PAGE:
+        return error(400, f"page must be an integer between 1 and {MAX_HISTORY_PAGE}")
     query = select(SandboxMessage).where(SandboxMessage.contact_id == contact.id)
     total = db.session.scalar(select(func.count()).select_from(query.subquery()))
     messages = db.session.scalars(

@@ -4,12 +4,22 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, or_, select
 
 from app.domain.ingesting import ContactRef, ObservedMessage, ingest_message
 from app.domain.syncing import sync_business_numbers
 from app.extensions import db
-from app.models import AuditEvent, Author, BusinessNumber, Conversation, Direction, Message, Outcome
+from app.models import (
+    AuditEvent,
+    Author,
+    BusinessNumber,
+    Conversation,
+    ConversationView,
+    Direction,
+    Message,
+    Outcome,
+    WebhookDelivery,
+)
 from app.sandbox.state import SandboxChannel, SandboxContact, SandboxMessage
 from app.vambe import VambeClient
 
@@ -146,7 +156,20 @@ def seed_contact(demo: DemoContact, now: datetime) -> None:
 
 
 def clear_everything() -> None:
-    """Empty the sandbox and Handoff's conversations; users are kept."""
-    for model in (AuditEvent, Message, Conversation, BusinessNumber, SandboxMessage, SandboxContact, SandboxChannel):
+    """Empty the sandbox and Handoff's conversations; users, and the audit of what they did, are kept."""
+    db.session.execute(
+        delete(AuditEvent).where(or_(AuditEvent.conversation_id.is_not(None), AuditEvent.message_id.is_not(None)))
+    )
+    # Children before parents: every row pointing at a message or conversation goes first.
+    for model in (
+        WebhookDelivery,
+        ConversationView,
+        Message,
+        Conversation,
+        BusinessNumber,
+        SandboxMessage,
+        SandboxContact,
+        SandboxChannel,
+    ):
         db.session.execute(delete(model))
     db.session.commit()

@@ -1,16 +1,24 @@
-from flask import current_app, jsonify, request
+import logging
+from collections.abc import Callable
+from functools import partial
+
+from flask import Response, current_app, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from app import vambe_client
 from app.clock import utcnow
-from app.domain.deliveries import MAX_BODY_BYTES, WebhookUnauthorized, authenticate, record_delivery
-from app.domain.syncing import process_with_vambe
+from app.domain.deliveries import MAX_BODY_BYTES, WebhookUnauthorized, authenticate, receive_delivery
+from app.domain.syncing import complete_with_vambe, needs_vambe
 from app.extensions import csrf
+from app.inputs import takes_json
 from app.webhooks import bp
+
+log = logging.getLogger(__name__)
 
 
 @bp.post("/vambe")
 @bp.post("/vambe/<token>")
+@takes_json
 @csrf.exempt
 def receive_vambe(token: str | None = None):
     # One byte over the limit: a chunked body (no Content-Length) is cut at max_content_length rather than
@@ -33,6 +41,23 @@ def receive_vambe(token: str | None = None):
     except WebhookUnauthorized:
         return jsonify({"error": "unauthorized"}), 401
     headers = {name.lower(): value for name, value in request.headers.items()}
-    delivery = process_with_vambe(vambe_client(), record_delivery(body, headers, method, now=now), now=now)
+    delivery = receive_delivery(body, headers, method, now=now)
     # Stored either way: a 2xx stops Vambe retrying a delivery that can only fail again.
-    return jsonify({"delivery": delivery.id, "state": delivery.state}), 200
+    response = jsonify({"delivery": delivery.id, "state": delivery.state})
+    if needs_vambe(delivery):
+        after_answering(response, partial(complete_with_vambe, vambe_client(), delivery.id, now=now))
+    return response
+
+
+def after_answering(response: Response, work: Callable[[], None]) -> None:
+    """Run ``work`` in an app context once ``response`` has gone out, so the caller does not wait on it."""
+    app = current_app._get_current_object()
+
+    def run() -> None:
+        with app.app_context():
+            try:
+                work()
+            except Exception:
+                log.exception("work after answering a webhook failed")
+
+    response.call_on_close(run)
