@@ -373,12 +373,19 @@ def post_webhook(app, payload: dict):
 
 
 def deliver_signed(app, payload: dict):
+    response = send_signed(app, payload)
+    response.close()  # as a server does once the answer is sent: what Handoff defers to then runs now
+    return response
+
+
+def send_signed(app, payload: dict):
+    """The webhook's answer, before the server has finished with it."""
     body = json.dumps(payload).encode()
     timestamp = str(int(utcnow().timestamp()))
     signature = hmac.new(
         app.config["VAMBE_WEBHOOK_SECRET"].encode(), f"{timestamp}.".encode() + body, hashlib.sha256
     ).hexdigest()
-    response = app.test_client().post(
+    return app.test_client().post(
         "/webhooks/vambe",
         data=body,
         headers={
@@ -387,8 +394,6 @@ def deliver_signed(app, payload: dict):
             "x-vambe-signature": signature,
         },
     )
-    response.close()  # as a server does once the answer is sent: what Handoff defers to then runs now
-    return response
 
 
 def webhook(event: str, contact_id: str, message_id: str, body: str, at: datetime) -> dict:
@@ -554,6 +559,85 @@ class TestBusinessNumbersOnFirstNeed:
         with install.app_context():
             assert stored() == []
             db.session.remove()
+
+
+class TestFollowUpsAfterTheAnswer:
+    """Vambe retries a webhook that is slow to answer: Handoff answers first, then asks Vambe what it lacks."""
+
+    def test_a_new_contact_is_looked_up_only_after_the_answer(self, install, account, fake):
+        contact_id = account.add_contact()
+
+        response = send_signed(install, webhook("message.received", contact_id, "wh-1", "Hola", utcnow()))
+
+        assert response.get_json()["state"] == "processed"
+        assert info_requests(fake, contact_id) == 0
+        response.close()
+        assert info_requests(fake, contact_id) == 1
+
+    def test_a_delivery_that_lacks_nothing_asks_vambe_nothing(self, install, account, fake):
+        contact_id = account.add_contact()
+        post_webhook(install, webhook("message.received", contact_id, "wh-1", "Hola", utcnow()))
+        asked = len(fake.requests)
+
+        post_webhook(install, webhook("message.received", contact_id, "wh-2", "¿Hola?", utcnow()))
+
+        assert len(fake.requests) == asked
+
+    def test_concurrent_first_deliveries_fetch_the_business_numbers_once(self, install, fake):
+        if not install.config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql"):
+            pytest.skip("the advisory lock that keeps the fetch single is PostgreSQL's")
+        workers = 8
+        barrier = threading.Barrier(workers)
+        answers = []
+
+        def deliver(index: int) -> None:
+            barrier.wait()
+            answers.append(deliver_signed(install, shape_b_without_event(str(uuid.uuid4()), PHONE, f"b-{index}")))
+
+        threads = [threading.Thread(target=deliver, args=(index,)) for index in range(workers)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+        assert [answer.status_code for answer in answers] == [200] * workers
+        assert sum(1 for r in fake.requests if r.path == "/api/public/channels/whatsapp") == 1
+        with install.app_context():
+            states = db.session.scalars(select(WebhookDelivery.state)).all()
+            directions = db.session.scalars(select(Message.direction)).all()
+            db.session.remove()
+        assert states == [DeliveryState.PROCESSED] * workers
+        assert directions == [Direction.INBOUND] * workers
+
+
+class TestRefreshWhenVambeFails:
+    """Refresh from Vambe runs while an agent waits: every Vambe error is a message, nothing sleeps."""
+
+    @pytest.fixture
+    def conversation(self, app_ctx):
+        return factories.make_conversation()
+
+    def refresh_against(self, answer: FakeReply, conversation):
+        with running_fake_vambe(lambda request: answer) as server:
+            client = VambeClient(server.url, API_KEY)
+            report = refresh_conversation(client, conversation, now=utcnow())
+            client.session.close()
+            return report, server.requests
+
+    def test_a_revoked_key_is_reported(self, conversation):
+        report, _ = self.refresh_against(FakeReply(401, {"statusCode": 401, "message": "Unauthorized"}), conversation)
+
+        [reason] = report.skipped
+        assert reason.startswith("Vambe refused the request:") and "API key" in reason
+
+    def test_a_rate_limit_is_reported_not_waited_out(self, conversation):
+        answer = FakeReply(429, {"statusCode": 429, "message": "Too Many Requests"}, headers={"Retry-After": "3600"})
+
+        report, requests = self.refresh_against(answer, conversation)
+
+        assert report.waited_seconds == 0
+        assert len(requests) == 1
+        assert any(reason.startswith("history unavailable") for reason in report.skipped)
 
 
 def info_requests(fake, contact_id: str) -> int:
