@@ -3,7 +3,7 @@
 import logging
 import time
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import requests
@@ -73,6 +73,7 @@ class HistoryPage:
     messages: list[HistoryMessage]
     page: int
     has_more: bool
+    unreadable: int = 0  # items without a usable id or time, left out
 
 
 class VambeError(Exception):
@@ -177,10 +178,12 @@ class VambeClient:
     def list_messages(self, contact_id: str, page: int) -> HistoryPage:
         """One page (from 1) of a contact's message history, in chronological order."""
         data = self._get_json(f"/api/public/contact/v2/{contact_id}/messages", params={"page": page})
-        items = data.get("messages") or [] if isinstance(data, dict) else []
-        messages = [history_message(item) for item in items if isinstance(item, dict)]
-        has_more = bool(data.get("hasMore", bool(messages))) if isinstance(data, dict) else False
-        return HistoryPage(messages=messages, page=page, has_more=has_more)
+        items = data.get("messages") if isinstance(data, dict) else None
+        items = items if isinstance(items, list) else []
+        parsed = [history_message(item) if isinstance(item, dict) else None for item in items]
+        messages = [message for message in parsed if message is not None]
+        has_more = bool(data.get("hasMore", bool(parsed))) if isinstance(data, dict) else False
+        return HistoryPage(messages=messages, page=page, has_more=has_more, unreadable=len(parsed) - len(messages))
 
     def _get_json(self, path: str, params: dict | None = None) -> Any:
         response = self._request("GET", path, params=params)
@@ -308,12 +311,31 @@ def never_connected(error: requests.ConnectionError) -> bool:
     return isinstance(reason, NewConnectionError | NameResolutionError | ConnectTimeoutError)
 
 
-def history_message(item: dict[str, Any]) -> HistoryMessage:
+def history_message(item: dict[str, Any]) -> HistoryMessage | None:
+    """The item as a message, or None when it has no usable id or time: one bad item must not end a sync."""
+    raw_id, created_at = item.get("id"), aware_time(item.get("created_at"))
+    if isinstance(raw_id, bool) or not isinstance(raw_id, str | int) or not str(raw_id).strip() or created_at is None:
+        return None
     return HistoryMessage(
-        id=str(item["id"]),
-        body=str(item.get("body") or ""),
-        created_at=datetime.fromisoformat(str(item["created_at"]).replace("Z", "+00:00")),
-        direction=str(item.get("direction") or "").upper(),
-        status=item.get("status"),
-        type=str(item.get("type") or "text"),
+        id=str(raw_id).strip(),
+        body=text_or_empty(item.get("body")),
+        created_at=created_at,
+        direction=text_or_empty(item.get("direction")).upper(),
+        status=item.get("status") if isinstance(item.get("status"), str) else None,
+        type=text_or_empty(item.get("type")) or "text",
     )
+
+
+def aware_time(raw: Any) -> datetime | None:
+    """An ISO 8601 time as an aware UTC datetime (naive ones are UTC), or None when it is not one."""
+    if not isinstance(raw, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    except (ValueError, OverflowError):
+        return None
+
+
+def text_or_empty(raw: Any) -> str:
+    return raw if isinstance(raw, str) else ""

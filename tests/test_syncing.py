@@ -330,6 +330,25 @@ class TestHistory:
         assert count == 1 and reason.startswith("history unavailable")
         assert stored() == []
 
+    def test_unreadable_items_are_skipped_and_counted_and_the_rest_is_synced(self, app_ctx, account, fake, vambe):
+        contact_id = account.add_contact()
+        start = utcnow() - timedelta(hours=2)
+        good = account.say(contact_id, "INBOUND", "Hola\x00", start)
+        history = account.histories[contact_id]
+        history.append({**good, "id": str(uuid.uuid4()), "created_at": "yesterday"})
+        history.append({**good, "id": str(uuid.uuid4()), "created_at": "0001-01-01T00:00:00+23:59"})
+        history.append({**good, "id": ["x"], "created_at": iso(start + timedelta(minutes=1))})
+        history.append({**good, "id": None, "created_at": iso(start + timedelta(minutes=2))})
+        history.append({**good, "id": "m" * 200, "created_at": iso(start + timedelta(minutes=3))})
+        naive = account.say(contact_id, "INBOUND", {"text": "?"}, start + timedelta(minutes=4))
+        naive["created_at"] = naive["created_at"].removesuffix("Z")
+
+        report, _ = sync(vambe, ref(account, contact_id))
+
+        assert report.skipped == {"unreadable history items": 4, "message id too long to be Vambe's": 1}
+        assert [m.body for m in stored(contact_id)] == ["Hola\ufffd", "[text]"]
+        assert stored(contact_id)[1].occurred_at == at_ms(start + timedelta(minutes=4))
+
     def test_messages_older_than_the_period_are_skipped_and_reported(self, app_ctx, account, fake, vambe):
         contact_id = account.add_contact()
         now = utcnow()

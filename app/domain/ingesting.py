@@ -2,7 +2,7 @@
 
 import logging
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import or_, select, update
@@ -21,6 +21,7 @@ from app.models import (
     searchable_text,
 )
 from app.phones import InvalidPhoneNumber, to_e164
+from app.vambe import aware_time
 
 log = logging.getLogger(__name__)
 
@@ -189,15 +190,9 @@ def advance_outcome(message: Message, reported: Outcome, now: datetime) -> None:
 
 
 def parse_time(raw: Any) -> datetime | None:
-    """An ISO 8601 time from Vambe as an aware UTC datetime, or None when absent or malformed."""
-    if not isinstance(raw, str) or not raw:
-        return None
-    try:
-        moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
-        moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-    except (ValueError, OverflowError):  # malformed, or an offset that pushes it past year 1 or 9999
-        return None
-    return moment if moment.year >= EARLIEST_YEAR else None
+    """An ISO 8601 time from Vambe as an aware UTC datetime, or None when absent, malformed or implausibly old."""
+    moment = aware_time(raw)
+    return moment if moment is not None and moment.year >= EARLIEST_YEAR else None
 
 
 def find_or_create_conversation(contact: ContactRef, *, now: datetime) -> Conversation:

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select, text, update
 
-from app.domain.deliveries import business_phones, process_delivery
+from app.domain.deliveries import MESSAGE_ID_LENGTH, business_phones, process_delivery
 from app.domain.ingesting import (
     ContactRef,
     ObservedMessage,
@@ -23,7 +23,17 @@ from app.domain.ingesting import (
     record_outbound,
 )
 from app.extensions import db
-from app.models import Author, BusinessNumber, Conversation, DeliveryState, Direction, Message, Outcome, WebhookDelivery
+from app.models import (
+    Author,
+    BusinessNumber,
+    Conversation,
+    DeliveryState,
+    Direction,
+    Message,
+    Outcome,
+    WebhookDelivery,
+    storable_text,
+)
 from app.vambe import HistoryMessage, VambeClient, VambeError, VambeNotFound, VambeRateLimited, VambeUnauthorized
 
 HISTORY_STATUS = {"sent": Outcome.SENT, "delivered": Outcome.DELIVERED, "read": Outcome.READ, "failed": Outcome.FAILED}
@@ -111,9 +121,11 @@ def sync_contact(
         except VambeError as error:
             report.skipped[f"history unavailable: {error.agent_message}"] += 1
             return
+        if history.unreadable:
+            report.skipped["unreadable history items"] += history.unreadable
         for item in history.messages:
             merge_history_message(contact, item, since=since, now=now, report=report, merged_ids=merged_ids)
-        if not history.has_more or not history.messages:
+        if not history.has_more or not (history.messages or history.unreadable):
             return
         page += 1
 
@@ -218,13 +230,16 @@ def merge_history_message(
         report.skipped["older than the sync period"] += 1
         return
     if item.direction not in ("INBOUND", "OUTBOUND"):
-        report.skipped[f"unknown direction {item.direction!r}"] += 1
+        report.skipped[f"unknown direction {item.direction[:20]!r}"] += 1
+        return
+    if len(item.id) > MESSAGE_ID_LENGTH:
+        report.skipped["message id too long to be Vambe's"] += 1
         return
     direction = Direction.INBOUND if item.direction == "INBOUND" else Direction.OUTBOUND
     outcome = (
         Outcome.RECEIVED if direction == Direction.INBOUND else HISTORY_STATUS.get(item.status or "", Outcome.SENT)
     )
-    body = item.body or f"[{item.type}]"
+    body = storable_text(item.body or f"[{item.type[:40]}]")
     known = db.session.scalar(select(Message).where(Message.provider_message_id == item.id))
     if known is not None:
         advance_outcome(known, outcome, now)
