@@ -34,6 +34,10 @@ PHONE_LENGTH = 32
 SIGNATURE_MAX_AGE = timedelta(minutes=5)
 KEPT_HEADERS = ("content-type", "user-agent", "x-vambe-timestamp", "x-vambe-signature", "x-request-id")
 HANDLED_EVENTS = ("message.received", "message.sent")
+DIRECTION_UNKNOWN = (
+    "shape B payload without an event name, and no business numbers are known to tell its direction: "
+    "fetch them (flask vambe numbers), then replay the failed deliveries"
+)
 
 
 class WebhookUnauthorized(Exception):
@@ -103,7 +107,16 @@ def parse_signature_time(raw: str) -> datetime | None:
         return None
 
 
-def receive_delivery(body: bytes, headers: dict[str, str], authenticated_by: str, *, now: datetime) -> WebhookDelivery:
+@dataclass(frozen=True)
+class Receipt:
+    """What the webhook's answer says, and whether Vambe must be asked something once it is sent."""
+
+    delivery_id: int
+    state: str
+    needs_vambe: bool
+
+
+def receive_delivery(body: bytes, headers: dict[str, str], authenticated_by: str, *, now: datetime) -> Receipt:
     """Store an authenticated delivery verbatim and file its message, in one transaction; commits once.
 
     A delivery that cannot be filed is stored all the same, marked failed with the reason, for a replay."""
@@ -115,9 +128,20 @@ def receive_delivery(body: bytes, headers: dict[str, str], authenticated_by: str
         state=DeliveryState.PENDING,
     )
     db.session.add(delivery)
-    file_delivery(delivery, now=now)
+    message = file_delivery(delivery, now=now)
+    receipt = Receipt(delivery.id, delivery.state, needs_vambe(delivery, message))  # before the commit expires them
     db.session.commit()
-    return delivery
+    return receipt
+
+
+def needs_vambe(delivery: WebhookDelivery, message: Message | None) -> bool:
+    """Whether a filed delivery lacks what only Vambe can tell: the account's own numbers (to tell a shape-B
+    message's direction) or a new contact's phone (shape A carries none)."""
+    if message is None:
+        # Not "no numbers are known now": another worker may have fetched them since this delivery failed.
+        return delivery.error == DIRECTION_UNKNOWN
+    conversation = message.conversation
+    return conversation.phone is None and conversation.created_at == delivery.received_at
 
 
 def process_delivery(delivery: WebhookDelivery, *, now: datetime) -> WebhookDelivery:
@@ -127,9 +151,9 @@ def process_delivery(delivery: WebhookDelivery, *, now: datetime) -> WebhookDeli
     return delivery
 
 
-def file_delivery(delivery: WebhookDelivery, *, now: datetime) -> None:
-    """Turn the delivery into a message and mark it. The message is written in a savepoint, so a delivery that
-    fails halfway leaves nothing behind but its own mark."""
+def file_delivery(delivery: WebhookDelivery, *, now: datetime) -> Message | None:
+    """Turn the delivery into a message and mark it; the message, or None when it failed. The message is written
+    in a savepoint, so a delivery that fails halfway leaves nothing behind but its own mark."""
     delivery.processed_at = now
     db.session.flush()
     try:
@@ -139,13 +163,15 @@ def file_delivery(delivery: WebhookDelivery, *, now: datetime) -> None:
             message = apply_event(event, fingerprint=fingerprint_of(payload), now=now)
     except UnrecognisedEvent as error:
         mark(delivery, DeliveryState.FAILED, str(error))
+        return None
     except Exception as error:
         log.exception("webhook delivery %s could not be processed", delivery.id)
         mark(delivery, DeliveryState.FAILED, f"internal error: {type(error).__name__}")
-    else:
-        delivery.event = event.event
-        delivery.message_id = message.id
-        mark(delivery, DeliveryState.PROCESSED, None)
+        return None
+    delivery.event = event.event
+    delivery.message_id = message.id
+    mark(delivery, DeliveryState.PROCESSED, None)
+    return message
 
 
 def mark(delivery: WebhookDelivery, state: DeliveryState, error: str | None) -> None:
@@ -211,10 +237,7 @@ def apply_event(event: MessageEvent, *, fingerprint: str, now: datetime) -> Mess
                 return known  # the same message, already delivered in a shape that said which way it went
         # Guessing "inbound" would file the AI's replies as the customer's: they would open the window and give
         # the conversation the business's phone. Fail it instead; it is stored and can be replayed.
-        raise UnrecognisedEvent(
-            "shape B payload without an event name, and no business numbers are known to tell its direction: "
-            "fetch them (flask vambe numbers), then replay the failed deliveries"
-        )
+        raise UnrecognisedEvent(DIRECTION_UNKNOWN)
     return record_outbound(
         event.contact, event.body, event.occurred_at, event.message_id, fingerprint=fingerprint_if_needed, now=now
     )

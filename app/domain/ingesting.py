@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm.attributes import set_committed_value
 
 from app.extensions import db
 from app.models import (
@@ -99,6 +100,8 @@ def ingest_message(contact: ContactRef, observed: ObservedMessage, *, now: datet
     else:
         created = insert_ignoring_conflict(Message, values, identity)
         message = db.session.scalar(select(Message).where(getattr(Message, identity) == values[identity]))
+        if message.conversation_id == conversation.id:
+            set_committed_value(message, "conversation", conversation)  # known already: no lazy load later
     if created:
         advance_conversation(conversation.id, observed.direction, occurred_at)
         if observed.direction == Direction.INBOUND:

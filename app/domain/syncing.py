@@ -165,17 +165,8 @@ def contact_record(client: VambeClient, vambe_contact_id: str) -> ContactRef | N
     return found[0] if found else None
 
 
-def needs_vambe(delivery: WebhookDelivery) -> bool:
-    """Whether a filed delivery lacks what only Vambe can tell: the account's own numbers (to tell a shape-B
-    message's direction) or a new contact's phone (shape A carries none)."""
-    if delivery.state == DeliveryState.FAILED:
-        return not business_phones()
-    conversation = db.session.get(Message, delivery.message_id).conversation
-    return conversation.phone is None and conversation.created_at == delivery.received_at
-
-
 def complete_with_vambe(client: VambeClient, delivery_id: int, *, now: datetime) -> None:
-    """Ask Vambe what a delivery lacked (see ``needs_vambe``), after the webhook has been answered: Vambe's
+    """Ask Vambe what a delivery lacked (see ``Receipt.needs_vambe``), after the webhook has been answered: Vambe's
     retries must not wait on Vambe's API. Files a failed delivery again once the numbers are known; commits."""
     delivery = db.session.get(WebhookDelivery, delivery_id)
     if delivery.state == DeliveryState.FAILED:

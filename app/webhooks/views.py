@@ -8,7 +8,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from app import vambe_client
 from app.clock import utcnow
 from app.domain.deliveries import MAX_BODY_BYTES, WebhookUnauthorized, authenticate, receive_delivery
-from app.domain.syncing import complete_with_vambe, needs_vambe
+from app.domain.syncing import complete_with_vambe
 from app.extensions import csrf
 from app.inputs import takes_json
 from app.webhooks import bp
@@ -41,11 +41,11 @@ def receive_vambe(token: str | None = None):
     except WebhookUnauthorized:
         return jsonify({"error": "unauthorized"}), 401
     headers = {name.lower(): value for name, value in request.headers.items()}
-    delivery = receive_delivery(body, headers, method, now=now)
+    receipt = receive_delivery(body, headers, method, now=now)
     # Stored either way: a 2xx stops Vambe retrying a delivery that can only fail again.
-    response = jsonify({"delivery": delivery.id, "state": delivery.state})
-    if needs_vambe(delivery):
-        after_answering(response, partial(complete_with_vambe, vambe_client(), delivery.id, now=now))
+    response = jsonify({"delivery": receipt.delivery_id, "state": receipt.state})
+    if receipt.needs_vambe:
+        after_answering(response, partial(complete_with_vambe, vambe_client(), receipt.delivery_id, now=now))
     return response
 
 
