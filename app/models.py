@@ -1,14 +1,11 @@
 """The store: users, business numbers, conversations, messages and the audit trail."""
 
-import hashlib
-import hmac
 import re
 import unicodedata
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from flask import current_app
 from flask_login import UserMixin
 from sqlalchemy import JSON, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
@@ -99,15 +96,13 @@ class User(UserMixin, db.Model):
     def is_active(self) -> bool:
         return self.active
 
-    def get_id(self) -> str:
-        """What the session remembers: the id, and a digest of the password hash, so that a new password (a reset)
-        signs out every session made with the old one (see security.load_user)."""
-        return f"{self.id}.{self.password_digest()}"
+    # The server-side session this user object was signed in or loaded with (app/domain/sessions.py); not a column.
+    session_ref = None
 
-    def password_digest(self) -> str:
-        key = current_app.secret_key
-        key = key.encode() if isinstance(key, str) else key
-        return hmac.new(key, b"session:" + self.password_hash.encode(), hashlib.sha256).hexdigest()[:16]
+    def get_id(self) -> str | None:
+        """What the session cookie holds: a reference to this sign-in's server-side session, which signing out,
+        a new password, a new role or deactivation ends."""
+        return self.session_ref
 
     def set_password(self, password: str) -> None:
         self.password_hash = generate_password_hash(password, method=PASSWORD_HASH_METHOD)
@@ -118,6 +113,32 @@ class User(UserMixin, db.Model):
     def has_role(self, role: Role) -> bool:
         """Whether this user's role is ``role`` or one above it."""
         return ROLE_RANK[Role(self.role)] >= ROLE_RANK[role]
+
+
+class UserSession(db.Model):
+    """One sign-in. The cookie holds its id and a random token; only the token's SHA-256 is stored."""
+
+    __tablename__ = "user_sessions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    user: Mapped[User] = relationship()
+
+
+class LoginThrottle(db.Model):
+    """Sign-in attempts counted per account, per client address, and per pair of both (app/domain/throttling.py)."""
+
+    __tablename__ = "login_throttles"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)  # SHA-256 of what is counted: no emails or IPs
+    attempts: Mapped[int] = mapped_column(default=0)
+    last_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    blocked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class BusinessNumber(db.Model):

@@ -1,40 +1,45 @@
 """Access rules: roles, safe redirects, and how anonymous requests are turned away."""
 
-import hmac
 from functools import wraps
 from urllib.parse import urlsplit
 
 from flask import abort, make_response, redirect, request, url_for
 from flask_login import current_user
 
-from app.extensions import db, login_manager
+from app.clock import utcnow
+from app.domain.sessions import session_user
+from app.extensions import login_manager
 from app.models import Role, User
 
 
 @login_manager.user_loader
-def load_user(session_id: str) -> User | None:
-    """The active user whose ``User.get_id()`` this is, made with their current password; else None (signed out).
-
-    A session from before the password changed, or in the old format (the bare id), no longer matches."""
-    user_id, _, digest = session_id.partition(".")
-    if not (user_id.isascii() and user_id.isdigit() and digest):
-        return None
-    user = db.session.get(User, int(user_id))
-    if user is None or not user.is_active or not hmac.compare_digest(digest.encode(), user.password_digest().encode()):
-        return None
-    return user
+def load_user(session_ref: str) -> User | None:
+    """The user of the live server-side session the cookie refers to; None (signed out) once it has ended."""
+    return session_user(session_ref, now=utcnow())
 
 
 @login_manager.unauthorized_handler
 def send_to_login():
-    # full_path ends in a bare "?" when there is no query string.
-    login_url = url_for("auth.login", next=request.full_path.removesuffix("?") if request.method == "GET" else None)
     if request.headers.get("HX-Request") == "true":
+        # Back to the page the agent was on, not to the fragment or live-update URL that found the session ended.
+        login_url = url_for("auth.login", next=page_of(request.headers.get("HX-Current-URL")))
         # A 302 would be followed by fetch and the login form swapped into a fragment.
         response = make_response("", 401)
         response.headers["HX-Redirect"] = login_url
         return response
-    return redirect(login_url)
+    # full_path ends in a bare "?" when there is no query string.
+    page = request.full_path.removesuffix("?") if request.method == "GET" else None
+    return redirect(url_for("auth.login", next=page))
+
+
+def page_of(current_url: str | None) -> str | None:
+    """The path and query of the page htmx says it is on, when that page is on this site."""
+    if not current_url:
+        return None
+    parts = urlsplit(current_url)
+    if parts.netloc and parts.netloc != request.host:
+        return None
+    return safe_next_url(parts.path + (f"?{parts.query}" if parts.query else ""))
 
 
 ROLE_HOLDERS = {Role.AGENT: "an agent", Role.LEAD: "a team lead", Role.ADMIN: "an admin"}
@@ -64,7 +69,7 @@ def role_required(role: Role, *, area: str):
 
 def safe_next_url(target: str | None) -> str | None:
     """``target`` when it is a path on this site, else None (no open redirects)."""
-    if not target:
+    if not target or "\\" in target or not target.isprintable():  # browsers read "/\\host" as "//host"
         return None
     parts = urlsplit(target)
     if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):

@@ -1,7 +1,7 @@
 from datetime import datetime
 
 from flask import abort, current_app, flash, redirect, request, url_for
-from flask_login import current_user, login_user
+from flask_login import current_user
 from wtforms import SelectChoice
 
 from app import vambe_client
@@ -91,8 +91,6 @@ def set_password(user_id: int):
 
     def reset() -> None:
         reset_password(user, form.password.data or "", actor=actor(), now=utcnow())
-        if user.id == current_user.id:
-            login_user(user)  # a new password ends the sessions made with the old one, but not this one
 
     return changed(user, reset, f"{user.name}'s password has been reset.")
 

@@ -4,7 +4,9 @@ from flask_login import current_user, login_required, login_user, logout_user
 from app.auth import bp
 from app.auth.forms import LoginForm
 from app.clock import utcnow
-from app.domain.accounts import TooManyAttempts, authenticate
+from app.domain.accounts import sign_in, sign_out
+from app.domain.throttling import Throttled
+from app.presenting import duration
 from app.security import safe_next_url
 
 
@@ -15,10 +17,11 @@ def login():
         return redirect(url_for("inbox.index"))
     if form.validate_on_submit():
         try:
-            user = authenticate(form.email.data, form.password.data, now=utcnow())
-        except TooManyAttempts:
-            form.password.errors.append("Too many failed attempts for this email. Wait 15 minutes and try again.")
-            return render_template("auth/login.html", form=form), 429
+            user = sign_in(form.email.data, form.password.data, address=request.remote_addr or "", now=utcnow())
+        except Throttled as wait:
+            wait_text = f"{wait.retry_after} seconds" if wait.retry_after < 60 else duration(wait.retry_after)
+            form.password.errors.append(f"Too many failed attempts. Wait {wait_text} and try again.")
+            return render_template("auth/login.html", form=form), 429, {"Retry-After": str(wait.retry_after)}
         if user is not None:
             login_user(user)
             return redirect(safe_next_url(form.next.data) or url_for("inbox.index"))
@@ -30,5 +33,6 @@ def login():
 @bp.post("/logout")
 @login_required
 def logout():
+    sign_out(current_user.session_ref, now=utcnow())
     logout_user()
     return redirect(url_for("auth.login"))

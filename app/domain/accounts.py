@@ -1,28 +1,23 @@
 """Users: creating and administering them, checking their passwords, and the audit trail of both."""
 
 import secrets
-from datetime import datetime, timedelta
+from datetime import datetime
 from functools import cache
 
 from sqlalchemy import and_, func, or_, select
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from app import models
+from app.domain.sessions import end_session, end_sessions_of, start_session
+from app.domain.throttling import charge_attempt, hold_pair, record_outcome
 from app.extensions import db
 from app.models import AuditEvent, AuditKind, Role, User
 
 MIN_PASSWORD_LENGTH = 8
-# Failed sign-ins are counted in the database, so the limit holds across workers and instances.
-FAILED_LOGIN_LIMIT = 5
-FAILED_LOGIN_PERIOD = timedelta(minutes=15)
 
 
 class AccountError(ValueError):
     """The account cannot be created or changed as asked."""
-
-
-class TooManyAttempts(Exception):
-    """Too many failed sign-ins for this email recently; try again later."""
 
 
 def create_user(
@@ -44,42 +39,41 @@ def create_user(
     return user
 
 
-def authenticate(email: str, password: str, *, now: datetime) -> User | None:
-    """The active user with this email and password, else None; every attempt is audited. Commits.
-
-    Raises TooManyAttempts after FAILED_LOGIN_LIMIT failures for the email within FAILED_LOGIN_PERIOD.
-    """
+def sign_in(email: str, password: str, *, address: str, now: datetime) -> User | None:
+    """The active user with this email and password, signed in to a new server-side session (``user.session_ref``),
+    else None. Every attempt that is checked is audited; raises Throttled, checking nothing, when this address or
+    this account from this address must wait (app/domain/throttling.py). Commits: the attempt first, so that
+    parallel guesses are counted before any password is hashed, then the outcome."""
     email = normalised_email(email)
-    if recent_failures(email, now) >= FAILED_LOGIN_LIMIT:
-        raise TooManyAttempts()
+    charge = charge_attempt(email, address, now=now)
+    pair = hold_pair(charge, now=now)
     user = find_user(email)
     if user is None:
         # The same cost as checking a real password, so that the time taken does not tell which emails exist.
         check_password_hash(dummy_password_hash(models.PASSWORD_HASH_METHOD), password)
     # The password first, so that a deactivated account costs the same too.
-    if user is None or not user.check_password(password) or not user.is_active:
-        audit(AuditKind.LOGIN_FAILED, None, now, email=email)
+    succeeded = user is not None and user.check_password(password) and user.is_active
+    record_outcome(charge, pair, succeeded=succeeded, now=now)
+    if not succeeded:
+        audit(AuditKind.LOGIN_FAILED, None, now, email=email[:254])
         db.session.commit()
         return None
     audit(AuditKind.LOGIN, user, now)
+    start_session(user, now=now)
     db.session.commit()
     return user
+
+
+def sign_out(session_ref: str | None, *, now: datetime) -> None:
+    """End this browser's session on the server: a copy of its cookie stops working too. Commits."""
+    end_session(session_ref, now=now)
+    db.session.commit()
 
 
 @cache
 def dummy_password_hash(method: str) -> str:
     """A hash of a random password, made (once per hashing method) like real ones, for emails without a user."""
     return generate_password_hash(secrets.token_urlsafe(16), method=method)
-
-
-def recent_failures(email: str, now: datetime) -> int:
-    return db.session.scalar(
-        select(func.count(AuditEvent.id)).where(
-            AuditEvent.kind == AuditKind.LOGIN_FAILED,
-            AuditEvent.occurred_at > now - FAILED_LOGIN_PERIOD,
-            AuditEvent.details["email"].as_string() == email,
-        )
-    )
 
 
 def set_active(user: User, active: bool, *, actor: User, now: datetime) -> None:
@@ -89,6 +83,8 @@ def set_active(user: User, active: bool, *, actor: User, now: datetime) -> None:
         db.session.rollback()  # nothing to change: end the transaction (and its locks)
         return
     user.active = active
+    if not active:
+        end_sessions_of(user, now=now)
     audit(AuditKind.USER_REACTIVATED if active else AuditKind.USER_DEACTIVATED, actor, now, user_id=user.id)
     if removes_an_admin:
         keep_an_admin()
@@ -102,6 +98,8 @@ def change_role(user: User, role: Role, *, actor: User, now: datetime) -> None:
         db.session.rollback()  # nothing to change: end the transaction (and its locks)
         return
     previous, user.role = user.role, Role(role)
+    # Sessions began under the old role: they end (all but the one making the change, when it is the user's own).
+    end_sessions_of(user, now=now, keep=actor.session_ref)
     audit(AuditKind.ROLE_CHANGED, actor, now, user_id=user.id, **{"from": previous, "to": user.role})
     if removes_an_admin:
         keep_an_admin()
@@ -109,8 +107,10 @@ def change_role(user: User, role: Role, *, actor: User, now: datetime) -> None:
 
 
 def reset_password(user: User, password: str, *, actor: User, now: datetime) -> None:
+    """Give ``user`` a new password and end their sessions, but the one the actor is resetting it from. Commits."""
     check_password_strength(password)
     user.set_password(password)
+    end_sessions_of(user, now=now, keep=actor.session_ref)
     audit(AuditKind.PASSWORD_RESET, actor, now, user_id=user.id)
     db.session.commit()
 

@@ -266,7 +266,10 @@ def insert_ignoring_conflict(model: type[db.Model], values: dict, unique_column:
     dialect = db.session.get_bind().dialect.name
     insert = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}[dialect]
     statement = (
-        insert(model).values(**values).on_conflict_do_nothing(index_elements=[unique_column]).returning(model.id)
+        insert(model)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=[unique_column])
+        .returning(getattr(model, unique_column))
     )
     return db.session.execute(statement).scalar() is not None
 
