@@ -4,9 +4,14 @@ Run: gunicorn -c gunicorn.conf.py wsgi:app
 """
 
 import os
-import re
+from pathlib import Path
 
 from gunicorn.glogging import Logger
+
+from app.config import read_environment
+from app.logs import Scrubber
+
+SECRET_SETTINGS = ("VAMBE_WEBHOOK_SECRET", "VAMBE_API_KEY", "SECRET_KEY")
 
 bind = os.environ.get("HANDOFF_BIND", "0.0.0.0:8000")
 workers = int(os.environ.get("GUNICORN_WORKERS", "3"))
@@ -25,17 +30,17 @@ accesslog = "-"
 errorlog = "-"
 access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms request_id=%({x-request-id}o)s'
 
-WEBHOOK_TOKEN_PATH = re.compile(r"(/webhooks/vambe/)[^/?\s]+")
+SCRUB = Scrubber([read_environment(Path(__file__).parent).get(name, "") for name in SECRET_SETTINGS])
 
 
 class RedactingLogger(Logger):
-    """The access log never shows the webhook token carried in the URL, nor cookies."""
+    """The access log never shows a secret (in any letter case or encoding), a webhook token in a URL, or cookies."""
 
     def atoms(self, resp, req, environ, request_time):
         atoms = super().atoms(resp, req, environ, request_time)
-        for key in ("r", "U"):
+        for key in ("r", "U", "q", "f"):
             if isinstance(atoms.get(key), str):
-                atoms[key] = WEBHOOK_TOKEN_PATH.sub(r"\1[redacted]", atoms[key])
+                atoms[key] = SCRUB(atoms[key])
         return {key: value for key, value in atoms.items() if key not in ("{cookie}i", "{set-cookie}o")}
 
 

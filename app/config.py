@@ -70,6 +70,11 @@ def load_config(env: Mapping[str, str], instance_path: Path) -> dict:
         "SESSION_COOKIE_SECURE": flag(env, "HANDOFF_SECURE_COOKIES", not sandbox),
         # A CSRF token lives as long as the session: agents keep a console open all day.
         "WTF_CSRF_TIME_LIMIT": None,
+        # No form of the console comes near these: a larger body or field is refused (413), never stored.
+        "MAX_CONTENT_LENGTH": whole_number(env, "HANDOFF_MAX_REQUEST_BYTES", 1024 * 1024),
+        "MAX_FORM_MEMORY_SIZE": whole_number(env, "HANDOFF_MAX_FIELD_BYTES", 64 * 1024),
+        # A connection the database dropped (a restart, a proxy's idle timeout) is replaced, not handed out.
+        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
     }
 
 

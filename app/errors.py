@@ -13,6 +13,8 @@ TITLES = {
     404: "Not found",
     405: "Method not allowed",
     409: "Conflict",
+    413: "Too large",
+    415: "Not a form",
     422: "Cannot do that",
     429: "Too many requests",
     500: "Server error",
@@ -23,6 +25,7 @@ PLAIN_DESCRIPTIONS = {
     403: "You cannot open this page.",
     404: "There is no such page.",
     405: "This page cannot be used that way. Go back and use the page's own links and buttons.",
+    413: "What was sent is larger than any form here takes. Shorten it and try again.",
     429: "Too many requests in a short time. Wait a minute and try again.",
 }
 

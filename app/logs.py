@@ -2,25 +2,49 @@
 
 import json
 import logging
+import re
 import sys
+from urllib.parse import quote
 
 from flask import Flask, g, has_request_context
 
 REDACTED = "[redacted]"
 
 
+# The webhook token in a URL, however the path is written: /webhooks//vambe/<token>, /WEBHOOKS/Vambe/<token>, ...
+WEBHOOK_TOKEN_IN_PATH = re.compile(r"(/+webhooks/+vambe/+)[^/?#\s\"]+", re.IGNORECASE)
+
+
+class Scrubber:
+    """Removes secrets from a line of text: each configured one in any letter case or percent-encoded, and any
+    webhook token in a URL path (which may be a wrong guess at the secret, or the secret mistyped)."""
+
+    def __init__(self, secrets: list[str]):
+        variants = {
+            form for secret in secrets if secret and len(secret) >= 6 for form in (secret, quote(secret, safe=""))
+        }
+        self.pattern = (
+            re.compile("|".join(re.escape(v) for v in sorted(variants, key=len, reverse=True)), re.IGNORECASE)
+            if variants
+            else None
+        )
+
+    def __call__(self, text: str) -> str:
+        if self.pattern is not None:
+            text = self.pattern.sub(REDACTED, text)
+        return WEBHOOK_TOKEN_IN_PATH.sub(rf"\1{REDACTED}", text)
+
+
 class RedactingFilter(logging.Filter):
-    """Replace any configured secret (API key, webhook secret, session key) in a record with a marker."""
+    """Scrub every record that reaches the handler (see Scrubber)."""
 
     def __init__(self, secrets: list[str]):
         super().__init__()
-        self.secrets = [secret for secret in secrets if secret and len(secret) >= 6]
+        self.scrub = Scrubber(secrets)
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        scrubbed = message
-        for secret in self.secrets:
-            scrubbed = scrubbed.replace(secret, REDACTED)
+        scrubbed = self.scrub(message)
         if scrubbed != message:
             record.msg, record.args = scrubbed, None
         return True

@@ -263,6 +263,26 @@ class AuditEvent(db.Model):
     conversation: Mapped[Conversation | None] = relationship()
     message: Mapped[Message | None] = relationship()
 
+    @validates("details")
+    def bound_details(self, key: str, details: dict[str, Any] | None) -> dict[str, Any]:
+        """Whatever a request carried, the audit trail keeps a bounded copy of it."""
+        return bounded(details or {})
+
+
+AUDIT_TEXT_LIMIT = 500
+AUDIT_ITEMS_LIMIT = 50
+
+
+def bounded(value: Any) -> Any:
+    """``value`` with long texts cut (and marked) and long lists or objects shortened, at any depth."""
+    if isinstance(value, str):
+        return value if len(value) <= AUDIT_TEXT_LIMIT else value[:AUDIT_TEXT_LIMIT] + " […cut]"
+    if isinstance(value, dict):
+        return {str(name)[:100]: bounded(item) for name, item in list(value.items())[:AUDIT_ITEMS_LIMIT]}
+    if isinstance(value, list | tuple):
+        return [bounded(item) for item in value[:AUDIT_ITEMS_LIMIT]]
+    return value
+
 
 class WebhookDelivery(db.Model):
     """A webhook delivery exactly as it arrived, stored before it is processed so nothing is lost."""

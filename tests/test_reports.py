@@ -109,3 +109,27 @@ def test_reports_page_and_csv(app, auth, data):
             "unknown_sends",
         ]
     )
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        {"since": "2015-01-01", "until": "2026-01-01"},
+        {"since": "2025-01-01", "until": "2026-01-02"},
+        {"since": "0001-01-01"},
+        {"until": "9999-12-31"},
+        {"since": "2025-02-30"},
+    ],
+)
+def test_a_period_over_366_days_or_outside_2000_to_2100_is_refused_clearly(app, auth, query):
+    auth.login_as(Role.LEAD)
+    response = auth.client.get("/review/reports", query_string=query)
+    assert response.status_code == 400
+    assert "366 days" in response.get_data(as_text=True) or "YYYY-MM-DD" in response.get_data(as_text=True)
+
+
+def test_a_period_of_366_days_is_taken_and_its_page_stays_small(app, auth):
+    auth.login_as(Role.LEAD)
+    response = auth.client.get("/review/reports", query_string={"since": "2025-01-01", "until": "2026-01-01"})
+    assert response.status_code == 200
+    assert len(response.get_data()) < 2_000_000

@@ -55,7 +55,7 @@ def sign_in(email: str, password: str, *, address: str, now: datetime) -> User |
     succeeded = user is not None and user.check_password(password) and user.is_active
     record_outcome(charge, pair, succeeded=succeeded, now=now)
     if not succeeded:
-        audit(AuditKind.LOGIN_FAILED, None, now, email=email[:254])
+        audit(AuditKind.LOGIN_FAILED, None, now, email=email)
         db.session.commit()
         return None
     audit(AuditKind.LOGIN, user, now)

@@ -2,7 +2,7 @@ import csv
 import io
 from datetime import date, timedelta
 
-from flask import Response, current_app, request, stream_with_context
+from flask import Response, abort, current_app, request, stream_with_context
 from flask_login import current_user
 
 from app.clock import utcnow
@@ -13,14 +13,15 @@ from app.domain.searching import iterate_matches, search_messages
 from app.domain.window import window_status
 from app.extensions import db
 from app.htmx import render_page_or_partial
-from app.inputs import record_id
+from app.inputs import day, record_id
 from app.models import Conversation, Role
-from app.presenting import author_label, parse_day, start_of_local_day, viewer_zone
+from app.presenting import author_label, start_of_local_day, viewer_zone
 from app.review import bp
 from app.review.forms import SearchForm
 from app.security import role_required
 
 lead_only = role_required(Role.LEAD, area="Review")
+MAX_REPORT_DAYS = 366
 REPORT_COLUMNS = [
     "day",
     "agent",
@@ -92,9 +93,12 @@ def export():
 def report_period() -> tuple[date, date]:
     """The days asked for (default: the last 7 days, today included), in the viewer's zone."""
     today = utcnow().astimezone(viewer_zone()).date()
-    first = parse_day(request.args.get("since")) or today - timedelta(days=6)
-    last = parse_day(request.args.get("until")) or today
-    return (first, last) if first <= last else (last, first)
+    first = day(request.args.get("since"), "start date") or today - timedelta(days=6)
+    last = day(request.args.get("until"), "end date") or today
+    first, last = (first, last) if first <= last else (last, first)
+    if (last - first).days >= MAX_REPORT_DAYS:
+        abort(400, f"A report covers at most {MAX_REPORT_DAYS} days: choose a shorter period.")
+    return first, last
 
 
 def current_report():

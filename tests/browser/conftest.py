@@ -146,15 +146,25 @@ def new_context(browser):
     """Open browser contexts with a given viewport; all of them are closed after the test."""
     contexts = []
 
+    violations = []
+
     def open_context(viewport: dict = DESKTOP):
         context = browser.new_context(viewport=viewport, locale="en-US", timezone_id="America/Santiago")
         context.set_default_timeout(10_000)
+        # Every page of every test runs under the Content-Security-Policy: anything it blocks fails the test.
+        context.on("page", lambda page: page.on("console", lambda message: note_violation(message, violations)))
         contexts.append(context)
         return context
 
     yield open_context
     for context in contexts:
         context.close()
+    assert violations == [], "the Content-Security-Policy blocked something"
+
+
+def note_violation(message, violations: list[str]) -> None:
+    if "Content Security Policy" in message.text:
+        violations.append(f"{message.text} at {message.location}")
 
 
 @pytest.fixture
