@@ -76,6 +76,7 @@
     textarea.value = option.getAttribute("data-body");
     showPicker(textarea, picker(textarea), false);
     updateCounter(textarea);
+    storeDraft(textarea);
     textarea.focus();
   }
 
@@ -86,10 +87,36 @@
     if (textarea) insertQuickReply(textarea, option);
   });
 
+  // Drafts survive a reload and a session that ended mid-sentence: kept in this browser, per agent and
+  // conversation, until the server says the reply went out (data-sent on the composer it sends back).
+  function storeDraft(textarea) {
+    var form = textarea.form;
+    if (!form || !form.dataset.draftKey) return;
+    try {
+      if (textarea.value.trim()) localStorage.setItem(form.dataset.draftKey, textarea.value);
+      else localStorage.removeItem(form.dataset.draftKey);
+    } catch (error) { /* storage full or disabled: the draft just is not kept */ }
+  }
+
+  function restoreDraft() {
+    var form = document.getElementById("composer");
+    if (!form || !form.dataset.draftKey) return;
+    var textarea = form.querySelector("textarea[name=message]");
+    try {
+      if (form.hasAttribute("data-sent")) {
+        localStorage.removeItem(form.dataset.draftKey);
+      } else if (textarea && !textarea.value) {
+        textarea.value = localStorage.getItem(form.dataset.draftKey) || "";
+        updateCounter(textarea);
+      }
+    } catch (error) { /* no storage: nothing to restore */ }
+  }
+
   document.addEventListener("input", function (event) {
     if (!event.target.matches) return;
     if (event.target.matches("textarea[data-counter]")) updateCounter(event.target);
     if (event.target.matches("textarea[data-quick-replies]")) filterPicker(event.target);
+    if (event.target.matches("#composer textarea[name=message]")) storeDraft(event.target);
   });
 
   // The reply shows as "Sending…" at once; the server's answer replaces the whole panel. It lives in the
@@ -160,5 +187,7 @@
   });
 
   document.addEventListener("htmx:after:swap", updateCounters);
+  document.addEventListener("htmx:after:swap", restoreDraft);
   document.addEventListener("DOMContentLoaded", updateCounters);
+  document.addEventListener("DOMContentLoaded", restoreDraft);
 })();
