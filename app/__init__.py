@@ -136,7 +136,10 @@ def register_request_hooks(app: Flask) -> None:
 
 def build_vambe_client(app: Flask) -> VambeClient:
     client = VambeClient(
-        app.config["VAMBE_API_BASE_URL"], app.config["VAMBE_API_KEY"], timeout=app.config["VAMBE_TIMEOUT"]
+        app.config["VAMBE_API_BASE_URL"],
+        app.config["VAMBE_API_KEY"],
+        timeout=app.config["VAMBE_TIMEOUT"],
+        total_timeout=app.config["VAMBE_TOTAL_TIMEOUT"],
     )
     if app.config["SANDBOX_MODE"]:
         from app.sandbox.transport import SandboxTransport

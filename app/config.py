@@ -60,6 +60,7 @@ def load_config(env: Mapping[str, str], instance_path: Path) -> dict:
             positive_float(env, "VAMBE_CONNECT_TIMEOUT_SECONDS", 3.05),
             positive_float(env, "VAMBE_READ_TIMEOUT_SECONDS", 10.0),
         ),
+        "VAMBE_TOTAL_TIMEOUT": positive_float(env, "VAMBE_TOTAL_TIMEOUT_SECONDS", 15.0),
         "WINDOW_WARNING": timedelta(minutes=positive_float(env, "HANDOFF_WINDOW_WARNING_MINUTES", 60)),
         "STUCK_SEND_AGE": timedelta(minutes=positive_float(env, "HANDOFF_STUCK_SEND_MINUTES", 2)),
         "TRUSTED_PROXIES": whole_number(env, "HANDOFF_TRUSTED_PROXIES", 0),

@@ -1,6 +1,8 @@
 """The Vambe HTTP API: the only module that speaks HTTP to Vambe (or to its sandbox twin)."""
 
 import logging
+import re
+import threading
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -131,10 +133,12 @@ class VambeClient:
         api_key: str,
         *,
         timeout: tuple[float, float] = (3.05, 10.0),
+        total_timeout: float = 15.0,
         session: requests.Session | None = None,
     ):
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
+        self.total_timeout = total_timeout
         self.session = session or requests.Session()
         self.session.headers["x-api-key"] = api_key
         self.session.headers["Accept"] = "application/json"
@@ -194,14 +198,42 @@ class VambeClient:
             raise VambeServerError("Vambe answered with something that is not JSON.", response.status_code)
         return data
 
+    def _call_within_deadline(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        """The response, body read, within ``total_timeout``; raise CallOverran past it. The connect and read
+        timeouts bound each wait, not the whole: a server that trickles its answer a byte at a time would hold
+        the worker for as long as it liked. The call runs on a helper thread, left behind if it overruns (it
+        ends at the next read timeout or when the server stops)."""
+        outcome: dict[str, Any] = {}
+
+        def call() -> None:
+            try:
+                # A redirect would carry the API key to another host (requests keeps custom headers) and turn a
+                # POST into a GET that "succeeds" without sending anything.
+                response = self.session.request(
+                    method, self.base_url + path, timeout=self.timeout, allow_redirects=False, **kwargs
+                )
+                outcome["response"] = response
+            except Exception as error:  # handed to the caller's thread, which maps it
+                outcome["error"] = error
+
+        worker = threading.Thread(target=call, name="vambe-call", daemon=True)
+        worker.start()
+        worker.join(self.total_timeout)
+        if worker.is_alive():
+            raise CallOverran()
+        if "error" in outcome:
+            raise outcome["error"]
+        return outcome["response"]
+
     def _request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
         started = time.monotonic()
         try:
-            # A redirect would carry the API key to another host (requests keeps custom headers) and turn a
-            # POST into a GET that "succeeds" without sending anything.
-            response = self.session.request(
-                method, self.base_url + path, timeout=self.timeout, allow_redirects=False, **kwargs
-            )
+            response = self._call_within_deadline(method, path, **kwargs)
+        except CallOverran:
+            raise VambeNoAnswer(
+                f"Vambe did not finish answering within {self.total_timeout:g} seconds. The message may or may not "
+                "have been delivered: check the conversation before sending it again."
+            ) from None
         except requests.ConnectTimeout:
             raise VambeUnreachable(
                 "Handoff could not connect to Vambe in time; nothing was sent. Try again in a moment."
@@ -228,6 +260,10 @@ class VambeClient:
         return response
 
 
+class CallOverran(Exception):
+    """The call to Vambe was still going at its total deadline."""
+
+
 def error_for(response: requests.Response) -> VambeError:
     """The VambeError that an unsuccessful ``response`` stands for."""
     status = response.status_code
@@ -247,9 +283,9 @@ def error_for(response: requests.Response) -> VambeError:
             429,
             retry_after,
         )
-    if status in (502, 504) or 200 <= status < 300:
-        # A gateway gave up waiting for Vambe, or Vambe answered in a way its contract does not define:
-        # either way it may have acted on the request.
+    if status >= 500 or 200 <= status < 300:
+        # Vambe failed while handling the request, a gateway gave up waiting for it, or it answered in a way its
+        # contract does not define: either way it may have acted on the request.
         return VambeNoAnswer(
             f"Vambe's answer (HTTP {status}) does not say whether it acted. The message may or may not have been "
             "delivered: check the conversation before sending it again.",
@@ -292,10 +328,25 @@ def message_id_from(data: Any) -> str | None:
     """A message id from a 201 body, if Vambe sent one (the body is not documented)."""
     if not isinstance(data, dict):
         return None
-    for key in ("message_id", "messageId", "id"):
-        if data.get(key):
-            return str(data[key])
-    return None
+    return next(
+        (key for key in map(message_id_key, (data.get(k) for k in ("message_id", "messageId", "id"))) if key), None
+    )
+
+
+MESSAGE_ID_MAX_LENGTH = 128
+UUID_SHAPE = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+
+
+def message_id_key(raw: Any) -> str | None:
+    """A message id as Handoff stores and matches it, whichever of Vambe's answers carried it: text (a number
+    becomes its digits), trimmed, a UUID in lower case; None when there is none, or it is not an id of Vambe's
+    (too long, not printable ASCII)."""
+    if raw is None or isinstance(raw, bool) or not isinstance(raw, str | int):
+        return None
+    key = str(raw).strip()
+    if not key or len(key) > MESSAGE_ID_MAX_LENGTH or not (key.isascii() and key.isprintable()):
+        return None
+    return key.lower() if UUID_SHAPE.fullmatch(key) else key
 
 
 def retry_after_seconds(response: requests.Response) -> float | None:
@@ -313,11 +364,11 @@ def never_connected(error: requests.ConnectionError) -> bool:
 
 def history_message(item: dict[str, Any]) -> HistoryMessage | None:
     """The item as a message, or None when it has no usable id or time: one bad item must not end a sync."""
-    raw_id, created_at = item.get("id"), aware_time(item.get("created_at"))
-    if isinstance(raw_id, bool) or not isinstance(raw_id, str | int) or not str(raw_id).strip() or created_at is None:
+    message_id, created_at = message_id_key(item.get("id")), aware_time(item.get("created_at"))
+    if message_id is None or created_at is None:
         return None
     return HistoryMessage(
-        id=str(raw_id).strip(),
+        id=message_id,
         body=text_or_empty(item.get("body")),
         created_at=created_at,
         direction=text_or_empty(item.get("direction")).upper(),

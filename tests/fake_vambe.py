@@ -61,6 +61,15 @@ class Hang:
     then: Any = DROP
 
 
+@dataclass(frozen=True)
+class Trickle:
+    """Answer ``reply`` one byte every ``every`` seconds (headers included), stopping when ``FakeVambe.release``
+    is set: a server that never times out a read, and never finishes either."""
+
+    reply: Reply
+    every: float = 0.05
+
+
 Responder = Callable[[RecordedRequest], Any]
 
 
@@ -160,7 +169,19 @@ class _Handler(BaseHTTPRequestHandler):
         if action is DROP:
             self.close_connection = True
             return
+        if isinstance(action, Trickle):
+            self._trickle(action)
+            return
         self._answer(action)
+
+    def _trickle(self, trickle: Trickle) -> None:
+        head = f"HTTP/1.0 {trickle.reply.status} OK\r\nContent-Type: application/json\r\n"
+        payload = (head + "Content-Length: 100000\r\n\r\n").encode() + b" " * 100_000
+        for byte in payload:
+            if self.server.fake.release.wait(trickle.every):
+                return
+            self.wfile.write(bytes([byte]))
+            self.wfile.flush()
 
     def _answer(self, reply: Reply) -> None:
         content_type = reply.content_type

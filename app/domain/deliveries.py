@@ -22,6 +22,7 @@ from app.models import (
     WebhookDelivery,
     storable_text,
 )
+from app.vambe import message_id_key
 
 log = logging.getLogger(__name__)
 
@@ -275,7 +276,7 @@ def parse_shape_a(payload: dict, data: dict, received_at: datetime) -> MessageEv
     return MessageEvent(
         event=event,
         contact=ContactRef(vambe_contact_id=contact_id, name=text_field(data, "contact_name", NAME_LENGTH)),
-        message_id=id_field(data, "message_id", MESSAGE_ID_LENGTH),
+        message_id=message_id_field(data, "message_id"),
         body=text_field(data, "message_body"),
         occurred_at=reported_time(payload.get("timestamp"), received_at),
     )
@@ -297,7 +298,7 @@ def parse_shape_b(payload: dict, data: dict, received_at: datetime, business_pho
             phone=customer_number if customer_number and customer_number not in business_phones else None,
             name="" if outbound else name,
         ),
-        message_id=id_field(data, "messageId", MESSAGE_ID_LENGTH),
+        message_id=message_id_field(data, "messageId"),
         body=text_field(data, "message"),
         occurred_at=reported_time(data.get("timestamp") or data.get("createdAt"), received_at),
     )
@@ -315,6 +316,13 @@ def id_field(data: dict, name: str, max_length: int) -> str | None:
     if not value or len(value) > max_length or not (value.isascii() and value.isprintable()):
         raise UnrecognisedEvent(f"{name} is not an identifier (empty, over {max_length} characters, or not ASCII)")
     return value
+
+
+def message_id_field(data: dict, name: str) -> str | None:
+    """A message id as the send path and the history store it (``message_id_key``): the same message then
+    matches however each answer spelled its id."""
+    raw = id_field(data, name, MESSAGE_ID_LENGTH)
+    return None if raw is None else message_id_key(raw)
 
 
 def text_field(data: dict, name: str, max_length: int | None = None) -> str:

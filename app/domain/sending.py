@@ -6,9 +6,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, or_, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from app.domain.ingesting import advance_conversation
+from app.domain.ingesting import advance_conversation, advance_outcome
 from app.domain.window import WindowStatus, window_status
 from app.extensions import db
 from app.models import (
@@ -21,6 +21,7 @@ from app.models import (
     Message,
     Outcome,
     User,
+    WebhookDelivery,
 )
 from app.vambe import SessionMessage, VambeClient, VambeError
 
@@ -79,18 +80,26 @@ def send_reply(
     Raises SendRefused, NewerReply or OutsideWindow before anything is stored. The message is committed as
     ``sending`` before Vambe is called, so a crash or a repeated request can never send twice.
     """
+    # One send at a time per conversation, until this one is committed as "sending": a second agent's send
+    # waits here, then sees this reply as newer than what they had seen. (On SQLite this takes the write lock.)
+    db.session.execute(update(Conversation).where(Conversation.id == conversation.id).values(id=Conversation.id))
     existing = message_with_key(reply.idempotency_key, conversation)
     if existing is not None:
+        db.session.rollback()
         return existing
-    text = validated_text(reply.text)
-    quoted = validated_quote(conversation, reply.quoted_message_id)
-    number = chosen_business_number(conversation, reply.business_number_id)
-    newer = newer_reply(conversation, agent, reply.seen_through_message_id)
-    if newer is not None and not reply.confirmed_newer_reply:
-        raise NewerReply(newer)
-    window = window_status(conversation.last_inbound_at, now, warning)
-    if not window.allows_free_form and not reply.confirmed_outside_window:
-        raise OutsideWindow(window)
+    try:
+        text = validated_text(reply.text)
+        quoted = validated_quote(conversation, reply.quoted_message_id)
+        number = chosen_business_number(conversation, reply.business_number_id)
+        newer = newer_reply(conversation, agent, reply.seen_through_message_id)
+        if newer is not None and not reply.confirmed_newer_reply:
+            raise NewerReply(newer)
+        window = window_status(conversation.last_inbound_at, now, warning)
+        if not window.allows_free_form and not reply.confirmed_outside_window:
+            raise OutsideWindow(window)
+    except (SendRefused, NewerReply, OutsideWindow):
+        db.session.rollback()  # nothing stored; let the next send go
+        raise
 
     message = Message(
         conversation=conversation,
@@ -150,11 +159,25 @@ def deliver(message: Message, outgoing: SessionMessage, agent: User, *, client: 
             now,
         )
     else:
-        # Vambe's 201 body is undocumented; the id usually arrives later (webhook or history).
-        settle(message, Outcome.SENT, None, now, provider_message_id=accepted.provider_message_id)
-        if outgoing.pause_assistant:
-            pause_assistant(message.conversation, agent, message, now)
+        record_acceptance(message, accepted.provider_message_id, agent, pause=outgoing.pause_assistant, now=now)
     db.session.commit()
+
+
+def record_acceptance(message: Message, provider_message_id: str | None, agent: User, *, pause: bool, now: datetime):
+    """Settle ``message`` as sent after Vambe's 201. Recording it must not fail the send that already happened:
+    should the id clash with what a webhook stored meanwhile, the message is still settled, without the id."""
+    try:
+        # Vambe's 201 body is undocumented; the id usually arrives later (webhook or history).
+        settle(message, Outcome.SENT, None, now, provider_message_id=provider_message_id)
+        if pause:
+            pause_assistant(message.conversation, agent, message, now)
+        db.session.flush()
+    except SQLAlchemyError:
+        log.exception("could not record Vambe's id %r for message %s", provider_message_id, message.id)
+        db.session.rollback()
+        settle(message, Outcome.SENT, None, now)
+        if pause:
+            pause_assistant(message.conversation, agent, message, now)
 
 
 STUCK_REASON = (
@@ -192,12 +215,31 @@ def settle(
         .values(outcome=outcome, outcome_reason=reason, updated_at=now)
     )
     if provider_message_id:
+        absorb_copy(message, provider_message_id, now)
         db.session.execute(
             update(Message)
             .where(this_message, Message.provider_message_id.is_(None))
             .values(provider_message_id=provider_message_id)
         )
     db.session.refresh(message)
+
+
+def absorb_copy(message: Message, provider_message_id: str, now: datetime) -> None:
+    """A webhook that came before the 201 and did not recognise this send stored it as a message of its own,
+    under the id the 201 now gives. The two are one message: keep this one (the agent's), with what the copy
+    knew of its fate, and point whatever referred to the copy at it."""
+    copy = db.session.scalar(
+        select(Message).where(Message.provider_message_id == provider_message_id, Message.id != message.id)
+    )
+    if copy is None or copy.conversation_id != message.conversation_id or copy.direction != Direction.OUTBOUND:
+        return
+    for model, column in ((WebhookDelivery, WebhookDelivery.message_id), (AuditEvent, AuditEvent.message_id)):
+        db.session.execute(update(model).where(column == copy.id).values({column: message.id}))
+    db.session.execute(update(Message).where(Message.quoted_message_id == copy.id).values(quoted_message_id=message.id))
+    db.session.refresh(message)
+    advance_outcome(message, Outcome(copy.outcome), now)
+    db.session.delete(copy)
+    db.session.flush()
 
 
 def pause_assistant(conversation: Conversation, agent: User, message: Message, now: datetime) -> None:

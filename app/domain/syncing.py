@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select, text, update
 
-from app.domain.deliveries import MESSAGE_ID_LENGTH, business_phones, process_delivery
+from app.domain.deliveries import business_phones, process_delivery
 from app.domain.ingesting import (
     ContactRef,
     ObservedMessage,
@@ -222,9 +222,6 @@ def merge_history_message(
         return
     if item.direction not in ("INBOUND", "OUTBOUND"):
         report.skipped[f"unknown direction {item.direction[:20]!r}"] += 1
-        return
-    if len(item.id) > MESSAGE_ID_LENGTH:
-        report.skipped["message id too long to be Vambe's"] += 1
         return
     direction = Direction.INBOUND if item.direction == "INBOUND" else Direction.OUTBOUND
     outcome = (
