@@ -52,7 +52,9 @@ def search_messages(filters: SearchFilters, *, before_id: int | None = None, lim
 def iterate_matches(filters: SearchFilters) -> Iterator[Message]:
     """Every matching message, oldest first, fetched in batches (for CSV export)."""
     query = search_query(filters).order_by(Message.id).execution_options(yield_per=500)
-    yield from db.session.scalars(query)
+    # Closed even when the download stops halfway (the client went away): a server-side cursor stays open else.
+    with db.session.scalars(query) as matches:
+        yield from matches
 
 
 def search_query(filters: SearchFilters) -> Select:

@@ -144,12 +144,16 @@ def csv_download(header: list[str], rows, filename: str) -> Response:
         buffer = io.StringIO()
         writer = csv.writer(buffer)
         writer.writerow(header)
-        for row in rows:
+        try:
+            for row in rows:
+                yield buffer.getvalue()
+                buffer.seek(0)
+                buffer.truncate()
+                writer.writerow(row)
             yield buffer.getvalue()
-            buffer.seek(0)
-            buffer.truncate()
-            writer.writerow(row)
-        yield buffer.getvalue()
+        finally:
+            if hasattr(rows, "close"):
+                rows.close()  # a download cut short closes its query's cursor now, not at garbage collection
 
     return Response(
         stream_with_context(lines()),
