@@ -7,7 +7,7 @@ from enum import StrEnum
 from typing import Any
 
 from flask_login import UserMixin
-from sqlalchemy import JSON, ForeignKey, Index, String, Text
+from sqlalchemy import JSON, ForeignKey, Index, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -206,7 +206,20 @@ def searchable_text(text: str) -> str:
 
 class Message(db.Model):
     __tablename__ = "messages"
-    __table_args__ = (Index("ix_messages_conversation_occurred", "conversation_id", "occurred_at"),)
+    __table_args__ = (
+        Index("ix_messages_conversation_occurred", "conversation_id", "occurred_at"),
+        Index("ix_messages_conversation_id_id", "conversation_id", "id"),
+        # Review search by agent and day, and reports by period.
+        Index("ix_messages_author_user_occurred", "author_user_id", "occurred_at"),
+        Index("ix_messages_occurred_at", "occurred_at"),
+        # The stuck-send sweep looks only at the few messages still sending.
+        Index(
+            "ix_messages_still_sending",
+            "updated_at",
+            postgresql_where=text("outcome = 'sending'"),
+            sqlite_where=text("outcome = 'sending'"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id"))

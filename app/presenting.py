@@ -1,6 +1,9 @@
 """Template helpers: times in the viewer's zone, durations, and what every page needs to know."""
 
+import hashlib
 from datetime import UTC, date, datetime, time, timedelta
+from functools import cache
+from pathlib import Path
 from urllib.parse import unquote
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -9,6 +12,23 @@ from flask import Flask, current_app, request
 from app.models import AuditKind, Author, Message, Outcome
 
 TIME_ZONE_COOKIE = "tz"
+
+
+def live_version(state: tuple) -> str:
+    """A short digest of what a live fragment shows, as the viewer sees it (their time zone) with this release's
+    templates: the poll sends it back, and an unchanged one is answered 204 without rendering anything."""
+    seen = (state, request.cookies.get(TIME_ZONE_COOKIE, ""), templates_digest())
+    return hashlib.sha256(repr(seen).encode()).hexdigest()[:20]
+
+
+@cache
+def templates_digest() -> str:
+    """The templates' content: a new release re-renders what an old one had sent."""
+    folder = Path(current_app.root_path, current_app.template_folder)
+    digest = hashlib.sha256()
+    for path in sorted(folder.rglob("*.html")):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
 
 
 def viewer_zone() -> ZoneInfo:

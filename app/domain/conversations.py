@@ -2,11 +2,13 @@
 
 import base64
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, exists, func, or_, select
+from sqlalchemy import ScalarSelect, and_, exists, func, or_, select, tuple_
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import joinedload
 
 from app.domain.window import WINDOW_LENGTH, WindowState, WindowStatus, window_status
 from app.extensions import db
@@ -22,6 +24,7 @@ from app.models import (
 )
 
 PAGE_SIZE = 25
+THREAD_PAGE = 50
 MAX_CURSOR_LENGTH = 200
 SCOPES = ("all", "mine", "unassigned")
 WINDOW_FILTERS = tuple(state.value for state in WindowState)
@@ -81,7 +84,11 @@ def inbox_page(
         .where(ConversationView.user_id == viewer.id, ConversationView.conversation_id == Conversation.id)
         .scalar_subquery()
     )
-    query = select(Conversation, seen_at).where(*conditions(viewer, filters, now, warning))
+    query = (
+        select(Conversation, seen_at, latest_message_of(Conversation.id))
+        .where(*conditions(viewer, filters, now, warning))
+        .options(joinedload(Conversation.assignee))
+    )
     if filters.sort == "closing_soon":
         query = query.where(Conversation.last_inbound_at > now - WINDOW_LENGTH)
         key_columns, descending = (Conversation.last_inbound_at, Conversation.id), False
@@ -91,14 +98,15 @@ def inbox_page(
         query = query.where(after_cursor(key_columns, decode_cursor(cursor), descending))
     order = [column.desc() if descending else column.asc() for column in key_columns]
     results = db.session.execute(query.order_by(*order).limit(limit + 1)).all()
+    last_messages = messages_by_id(last_id for _, _, last_id in results[:limit])
     rows = [
         InboxRow(
             conversation=conversation,
             window=window_status(conversation.last_inbound_at, now, warning),
-            last_message=last_message(conversation),
+            last_message=last_messages.get(last_id),
             unread=conversation.last_inbound_at is not None and (seen is None or conversation.last_inbound_at > seen),
         )
-        for conversation, seen in results[:limit]
+        for conversation, seen, last_id in results[:limit]
     ]
     next_cursor = None
     if len(results) > limit:
@@ -175,13 +183,24 @@ def decode_cursor(cursor: str) -> tuple[datetime, int]:
     return moment, conversation_id
 
 
-def last_message(conversation: Conversation) -> Message | None:
-    return db.session.scalar(
-        select(Message)
-        .where(Message.conversation_id == conversation.id)
+def latest_message_of(conversation_id) -> ScalarSelect:
+    """The id of a conversation's latest message, as a subquery the (conversation, occurred_at) index answers."""
+    return (
+        select(Message.id)
+        .where(Message.conversation_id == conversation_id)
         .order_by(Message.occurred_at.desc(), Message.id.desc())
         .limit(1)
+        .scalar_subquery()
     )
+
+
+def messages_by_id(ids: Iterable[int | None]) -> dict[int, Message]:
+    """The messages with these ids (and their authors), in one query."""
+    wanted = [message_id for message_id in ids if message_id is not None]
+    if not wanted:
+        return {}
+    query = select(Message).where(Message.id.in_(wanted)).options(joinedload(Message.author_user))
+    return {message.id: message for message in db.session.scalars(query)}
 
 
 @dataclass(frozen=True)
@@ -193,23 +212,93 @@ class ThreadItem:
     event: AuditEvent | None = None
 
 
-def thread(conversation: Conversation) -> list[ThreadItem]:
-    """The conversation's messages interleaved with its audit events."""
-    messages = db.session.scalars(select(Message).where(Message.conversation_id == conversation.id))
-    events = db.session.scalars(select(AuditEvent).where(AuditEvent.conversation_id == conversation.id))
+@dataclass(frozen=True)
+class Thread:
+    items: list[ThreadItem]
+    earlier_from: int | None  # the message to show from to see THREAD_PAGE more earlier ones; None: none earlier
+
+
+def thread(conversation: Conversation, *, from_id: int | None = None) -> Thread:
+    """The conversation's newest THREAD_PAGE messages (or every one from message ``from_id`` on), interleaved
+    with its audit events of that stretch. A long thread costs no more than a short one to open."""
+    in_conversation = Message.conversation_id == conversation.id
+    position = tuple_(Message.occurred_at, Message.id)
+    start = db.session.get(Message, from_id) if from_id else None
+    if start is not None and start.conversation_id == conversation.id:
+        query = select(Message).where(in_conversation, position >= tuple_(start.occurred_at, start.id))
+        messages = list(db.session.scalars(query.order_by(Message.occurred_at, Message.id)))
+    else:
+        newest = select(Message).where(in_conversation).order_by(Message.occurred_at.desc(), Message.id.desc())
+        messages = list(reversed(db.session.scalars(newest.limit(THREAD_PAGE)).all()))
+    earlier = []
+    if messages:
+        oldest = messages[0]
+        earlier = db.session.scalars(
+            select(Message.id)
+            .where(in_conversation, position < tuple_(oldest.occurred_at, oldest.id))
+            .order_by(Message.occurred_at.desc(), Message.id.desc())
+            .limit(THREAD_PAGE)
+        ).all()
+    events = select(AuditEvent).where(AuditEvent.conversation_id == conversation.id)
+    if earlier:
+        events = events.where(AuditEvent.occurred_at >= messages[0].occurred_at)
     items = [ThreadItem(m.occurred_at, message=m) for m in messages]
-    items += [ThreadItem(e.occurred_at, event=e) for e in events]
+    items += [ThreadItem(e.occurred_at, event=e) for e in db.session.scalars(events)]
     # An event about a message sits just after it.
-    return sorted(items, key=lambda item: (item.at, item.event is not None, (item.message or item.event).id))
+    items.sort(key=lambda item: (item.at, item.event is not None, (item.message or item.event).id))
+    return Thread(items, earlier[-1] if earlier else None)
 
 
 def latest_message_id(conversation: Conversation) -> int | None:
     return db.session.scalar(select(func.max(Message.id)).where(Message.conversation_id == conversation.id))
 
 
+def conversation_state(conversation: Conversation, viewer: User, *, now: datetime) -> tuple:
+    """What the conversation's live part shows depends on, read with two indexed aggregates: while it is the
+    same, a live update has nothing to send."""
+    messages = db.session.execute(
+        select(func.count(Message.id), func.max(Message.id), func.max(Message.updated_at)).where(
+            Message.conversation_id == conversation.id
+        )
+    ).one()
+    events = db.session.execute(
+        select(func.count(AuditEvent.id), func.max(AuditEvent.id)).where(AuditEvent.conversation_id == conversation.id)
+    ).one()
+    return (
+        conversation.status,
+        conversation.assignee_id,
+        conversation.assistant_paused_at,
+        conversation.name,
+        conversation.phone,
+        conversation.last_inbound_at,
+        conversation.business_number_id,
+        tuple(messages),
+        tuple(events),
+        viewer.id,
+        now.replace(second=0, microsecond=0),  # the window's countdown moves by the minute
+    )
+
+
+def inbox_state(viewer: User, *, now: datetime) -> tuple:
+    """What any inbox page may show depends on: new messages, conversations and recorded decisions (assignment,
+    status, pauses), the viewer's read markers, and the minute. Primary-key maxima: cheap at any size."""
+    latest = db.session.execute(
+        select(
+            select(func.max(Message.id)).scalar_subquery(),
+            select(func.max(AuditEvent.id)).scalar_subquery(),
+            select(func.max(Conversation.id)).scalar_subquery(),
+            select(func.max(ConversationView.seen_at)).where(ConversationView.user_id == viewer.id).scalar_subquery(),
+        )
+    ).one()
+    return (*latest, viewer.id, now.replace(second=0, microsecond=0))
+
+
 def mark_seen(conversation: Conversation, viewer: User, *, now: datetime) -> None:
-    """Record that ``viewer`` has read the conversation up to ``now``; commits."""
+    """Record that ``viewer`` has read the conversation up to ``now``; writes (and commits) only when the customer
+    wrote since the viewer last looked, so a live update that finds nothing new writes nothing."""
     view = db.session.get(ConversationView, (viewer.id, conversation.id))
+    if view is not None and (conversation.last_inbound_at is None or view.seen_at >= conversation.last_inbound_at):
+        return
     if view is None:
         db.session.add(ConversationView(user_id=viewer.id, conversation_id=conversation.id, seen_at=now))
     elif view.seen_at < now:

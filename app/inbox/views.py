@@ -15,6 +15,7 @@ from app.inbox import bp
 from app.inbox.forms import AssignForm, InboxFilterForm, ReplyForm, StatusForm, new_idempotency_key
 from app.inputs import id_or_none, record_id
 from app.models import Conversation, ConversationStatus, Message, Outcome, User
+from app.presenting import live_version
 
 LIVE = "inbox/_conversation_live.html"
 
@@ -35,6 +36,10 @@ def conversation_or_404(conversation_id: int) -> Conversation:
 @login_required
 def index():
     form = InboxFilterForm(request.args)
+    poll_args = {name: value for name, value in request.args.items() if name != "v"}
+    version = live_version((conversations.inbox_state(viewer(), now=utcnow()), sorted(poll_args.items())))
+    if is_partial_request() and request.args.get("v") == version:
+        return "", 204  # the list this poll shows has not changed
     try:
         page = conversations.inbox_page(
             viewer(),
@@ -45,7 +50,13 @@ def index():
         )
     except conversations.InvalidCursor:
         abort(400, "That page link is broken. Go back to the first page of the inbox.")
-    return render_page_or_partial("inbox/index.html", "inbox/_conversation_list.html", page=page, filter_form=form)
+    return render_page_or_partial(
+        "inbox/index.html",
+        "inbox/_conversation_list.html",
+        page=page,
+        filter_form=form,
+        poll_url=url_for("inbox.index", **poll_args, v=version),
+    )
 
 
 @bp.get("/conversations/<id:conversation_id>")
@@ -61,6 +72,9 @@ def show_conversation(conversation_id: int):
 @login_required
 def show_live(conversation_id: int):
     conversation = conversation_or_404(conversation_id)
+    settle_stuck_sends(now=utcnow(), older_than=current_app.config["STUCK_SEND_AGE"], conversation=conversation)
+    if is_partial_request() and request.args.get("v") == conversation_version(conversation):
+        return "", 204  # nothing this fragment shows has changed: no render, no write
     conversations.mark_seen(conversation, viewer(), now=utcnow())
     return render_conversation(conversation, ReplyForm(), partial=LIVE, live_update=is_partial_request())
 
@@ -136,6 +150,10 @@ def after_change(conversation: Conversation, **context):
     return render_conversation(conversation, ReplyForm(), partial=LIVE, **context)
 
 
+def conversation_version(conversation: Conversation) -> str:
+    return live_version(conversations.conversation_state(conversation, viewer(), now=utcnow()))
+
+
 def composer_after(message: Message) -> ReplyForm:
     """A fresh composer; after a failed send it keeps the text so the agent can retry it."""
     kept = message.outcome == Outcome.FAILED
@@ -156,6 +174,7 @@ def render_conversation(
     partial: str = "inbox/_conversation_panel.html",
     **context,
 ):
+    shown_from = record_id(request.args.get("from"), "first message")  # "Show earlier messages" pages back
     # A send whose worker died is settled the next time anyone looks (see also `flask sends sweep`).
     settle_stuck_sends(now=utcnow(), older_than=current_app.config["STUCK_SEND_AGE"], conversation=conversation)
     numbers = conversations.business_numbers()
@@ -169,8 +188,15 @@ def render_conversation(
         "inbox/conversation.html",
         partial,
         status=status,
+        live_url=url_for(
+            "inbox.show_live",
+            conversation_id=conversation.id,
+            v=conversation_version(conversation),
+            **{"from": shown_from},
+        ),
+        thread_url=url_for("inbox.show_conversation", conversation_id=conversation.id),
         conversation=conversation,
-        items=conversations.thread(conversation),
+        thread=conversations.thread(conversation, from_id=shown_from),
         window=window_status(conversation.last_inbound_at, utcnow(), current_app.config["WINDOW_WARNING"]),
         quoted=conversations.quotable_message(conversation, form.quoted_message_id),
         numbers=numbers,

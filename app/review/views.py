@@ -2,7 +2,7 @@ import csv
 import io
 from datetime import date, timedelta
 
-from flask import Response, abort, current_app, request, stream_with_context
+from flask import Response, abort, current_app, request, stream_with_context, url_for
 from flask_login import current_user
 
 from app.clock import utcnow
@@ -179,7 +179,8 @@ def timeline(conversation_id: int):
         "review/timeline.html",
         "inbox/_thread.html",
         conversation=conversation,
-        items=conversations.thread(conversation),
+        thread=conversations.thread(conversation, from_id=record_id(request.args.get("from"), "first message")),
+        thread_url=url_for("review.timeline", conversation_id=conversation.id),
         window=window_status(conversation.last_inbound_at, utcnow(), current_app.config["WINDOW_WARNING"]),
         viewer=current_user,
         read_only=True,
