@@ -6,10 +6,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import ScalarSelect, and_, exists, func, or_, select, tuple_
+from sqlalchemy import ScalarSelect, and_, func, or_, select, tuple_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload
 
+from app.domain.searching import full_text_match, search_words
 from app.domain.window import WINDOW_LENGTH, WindowState, WindowStatus, window_status
 from app.extensions import db
 from app.models import (
@@ -147,12 +148,13 @@ def window_condition(state: str, now: datetime, warning: timedelta):
 
 
 def search_condition(text: str):
+    """The customer's name or phone, or any message, through the same full-text index as the review search
+    (accent-folded: "cancion" finds "Canción"); never a scan of every message."""
     pattern = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
     digits = "".join(ch for ch in text if ch.isdigit())
-    matches = [
-        Conversation.name.ilike(pattern, escape="\\"),
-        exists().where(Message.conversation_id == Conversation.id, Message.body.ilike(pattern, escape="\\")),
-    ]
+    matches = [Conversation.name.ilike(pattern, escape="\\")]
+    if words := search_words(text):
+        matches.append(Conversation.id.in_(select(Message.conversation_id).where(full_text_match(words))))
     if len(digits) >= 3:
         matches.append(Conversation.phone.like(f"%{digits}%"))
     return or_(*matches)

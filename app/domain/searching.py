@@ -59,7 +59,7 @@ def iterate_matches(filters: SearchFilters) -> Iterator[Message]:
 
 def search_query(filters: SearchFilters) -> Select:
     query = select(Message).join(Conversation, Message.conversation_id == Conversation.id)
-    words = re.findall(r"\w+", searchable_text(filters.text))
+    words = search_words(filters.text)
     if words:
         query = query.where(full_text_match(words))
     if filters.contact.strip():
@@ -84,6 +84,11 @@ def search_query(filters: SearchFilters) -> Select:
     if filters.overrides_only:
         query = query.where(Message.window_override.is_(True))
     return query
+
+
+def search_words(text: str) -> list[str]:
+    """The words of a search, folded as the index folds them."""
+    return re.findall(r"\w+", searchable_text(text))
 
 
 def full_text_match(words: list[str]):
