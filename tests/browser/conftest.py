@@ -103,11 +103,14 @@ def late_scripts(live_app):
         if filename.endswith(".js"):
             time.sleep(SCRIPT_LATENCY)
         response = serve_static(filename=filename)
-        # Read (and close) the file here: when the browser has gone by the time the server writes, Werkzeug's
+        # Read and close the file here: when the browser has gone by the time the server writes, Werkzeug's
         # dev server can fail in its cleanup before closing the response, and the open file fails the test
-        # that happens to be running when it is collected (ResourceWarning).
+        # that happens to be running when it is collected (ResourceWarning). make_sequence() alone only
+        # defers the file's close to the response's.
         response.direct_passthrough = False
-        response.make_sequence()
+        body = response.get_data()
+        response.close()
+        response.set_data(body)
         return response
 
     live_app.view_functions["static"] = serve_scripts_late
