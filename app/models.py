@@ -79,6 +79,16 @@ class AuditKind(StrEnum):
     PASSWORD_RESET = "password_reset"  # noqa: S105  (an event name)
     WEBHOOKS_REPLAYED = "webhooks_replayed"
     NUMBERS_REFRESHED = "numbers_refreshed"
+    HANDOFF_REQUESTED = "handoff_requested"
+    HANDOFF_TAKEN = "handoff_taken"
+    HANDOFF_PHRASE_ADDED = "handoff_phrase_added"
+    HANDOFF_PHRASE_REMOVED = "handoff_phrase_removed"
+
+
+class HandoffReason(StrEnum):
+    VAMBE_STATUS = "vambe_status"  # Vambe marks the contact unattended or ai-away
+    PHRASE = "phrase"  # the customer asked for a person in their own words
+    CLOSING_WINDOW = "closing_window"  # the 24h window is closing with the customer's message unanswered
 
 
 class User(UserMixin, db.Model):
@@ -173,6 +183,8 @@ class Conversation(db.Model):
     assistant_paused_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     assignee_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
     status: Mapped[str] = mapped_column(String(16), default=ConversationStatus.OPEN, server_default="open", index=True)
+    # When a person last answered (a reply Vambe accepted): the customer is "unanswered" while last_inbound_at is later.
+    last_human_reply_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
     business_number: Mapped[BusinessNumber | None] = relationship()
@@ -337,3 +349,61 @@ class QuickReply(db.Model):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
     created_by: Mapped[User | None] = relationship()
+
+
+OPEN_HANDOFF = text("ended_at IS NULL")
+
+
+class Handoff(db.Model):
+    """A customer who needs a person, from the moment Handoff learns of it until a person first replies.
+
+    It waits in the queue until someone takes the conversation or replies; the time to that first reply is the
+    first-response time. A conversation has at most one open handoff.
+    """
+
+    __tablename__ = "handoffs"
+    __table_args__ = (
+        Index(
+            "uq_handoffs_one_open",
+            "conversation_id",
+            unique=True,
+            postgresql_where=OPEN_HANDOFF,
+            sqlite_where=OPEN_HANDOFF,
+        ),
+        Index("ix_handoffs_requested_at", "requested_at"),
+        Index("ix_handoffs_answered_at", "answered_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id"), index=True)
+    reason: Mapped[str] = mapped_column(String(16))
+    detail: Mapped[str] = mapped_column(String(200), default="")  # Vambe's status or the phrase matched
+    requested_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    taken_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    taken_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    answered_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    answer_message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id"))
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # answered, or the conversation was resolved
+
+    conversation: Mapped[Conversation] = relationship()
+    taken_by: Mapped[User | None] = relationship(foreign_keys=[taken_by_id])
+    answered_by: Mapped[User | None] = relationship(foreign_keys=[answered_by_id])
+
+    @property
+    def waiting(self) -> bool:
+        return self.ended_at is None and self.taken_at is None
+
+
+class HandoffPhrase(db.Model):
+    """Words with which a customer asks for a person ("quiero hablar con una persona"), kept by admins."""
+
+    __tablename__ = "handoff_phrases"
+    __table_args__ = (Index("uq_handoff_phrases_language_folded", "language", "folded", unique=True),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    language: Mapped[str] = mapped_column(String(8))
+    phrase: Mapped[str] = mapped_column(String(200))
+    folded: Mapped[str] = mapped_column(String(200))  # searchable_text(phrase), words single-spaced
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))

@@ -31,6 +31,8 @@ class SandboxContact(db.Model):
     phone: Mapped[str] = mapped_column(String(32), unique=True)  # international digits, no "+"
     channel_id: Mapped[int] = mapped_column(ForeignKey("sandbox_channels.id"))
     assistant_paused: Mapped[bool] = mapped_column(default=False)
+    # As Vambe's analytics name it: "ai-attended", "ai-away", "unattended" (waiting for a human), "attended".
+    chat_status: Mapped[str] = mapped_column(String(16), default="ai-attended", server_default="ai-attended")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
     channel: Mapped[SandboxChannel] = relationship()
