@@ -1,6 +1,7 @@
 """Command-line entry points: thin wrappers over domain functions."""
 
 import sys
+import time
 from datetime import timedelta
 
 import click
@@ -14,8 +15,11 @@ from app.clock import utcnow
 from app.domain.accounts import AccountError, create_user, find_user
 from app.domain.deliveries import replay_deliveries
 from app.domain.ingesting import parse_time
+from app.domain.jobs import single_runner
+from app.domain.polling import poll_waiting_contacts
 from app.domain.sending import settle_stuck_sends
 from app.domain.syncing import SyncReport, contacts_to_sync, sync_business_numbers, sync_contact
+from app.extensions import db
 from app.models import Role
 from app.sandbox.customers import UnknownSandboxPhone, customer_says
 from app.sandbox.seeding import seed_sandbox
@@ -26,6 +30,7 @@ sandbox_cli = AppGroup("sandbox", help="The built-in fake of Vambe (only without
 vambe_cli = AppGroup("vambe", help="The connection to Vambe.")
 webhooks_cli = AppGroup("webhooks", help="Stored webhook deliveries.")
 sends_cli = AppGroup("sends", help="Outgoing messages.")
+handoffs_cli = AppGroup("handoffs", help="The queue of customers waiting for a human.")
 
 DEMO_USERS = [
     ("agent@handoff.test", "Alex Agent", Role.AGENT),
@@ -127,6 +132,46 @@ def sweep_command() -> None:
     click.echo(f"Settled {settled} stuck sends.")
 
 
+@handoffs_cli.command("poll")
+@click.option("--loop", is_flag=True, help="Keep polling (for a container); otherwise poll once (for cron).")
+@click.option("--every", default=60, show_default=True, type=click.IntRange(10, 3600), help="Seconds between polls.")
+def poll_command(loop: bool, every: int) -> None:
+    """Queue the contacts Vambe lists as waiting for a human, and conversations whose window is closing
+    unanswered. Runs once at a time across every worker and instance; a second poller skips its turn."""
+    while True:
+        with single_runner("handoff-poll") as mine:
+            if mine:
+                try:
+                    report_poll()
+                except click.ClickException as error:
+                    if not loop:
+                        raise
+                    click.echo(f"Error: {error.format_message()}", err=True)  # the next turn may succeed
+            else:
+                click.echo("Another poller is running; skipped this turn.")
+        if not loop:
+            return
+        time.sleep(every)
+
+
+def report_poll() -> None:
+    try:
+        report = poll_waiting_contacts(
+            vambe_client(), now=utcnow(), warning=current_app.config["WINDOW_WARNING"], wait=time.sleep
+        )
+    except VambeError as error:
+        db.session.rollback()
+        raise click.ClickException(f"Polling Vambe failed: {error.agent_message}") from None
+    click.echo(
+        f"{report.contacts} contacts waiting in Vambe ({report.pages} pages): {report.queued} newly queued; "
+        f"{report.closing} queued because their window is closing unanswered."
+    )
+    if report.waited_seconds:
+        click.echo(f"Waited {report.waited_seconds:g} s because Vambe asked to slow down.")
+    for reason, count in report.skipped.most_common():
+        click.echo(f"Skipped {count}: {reason}")
+
+
 @sandbox_cli.command("customer-says")
 @click.argument("phone")
 @click.argument("text")
@@ -174,4 +219,5 @@ def register(app: Flask) -> None:
     app.cli.add_command(vambe_cli)
     app.cli.add_command(webhooks_cli)
     app.cli.add_command(sends_cli)
+    app.cli.add_command(handoffs_cli)
     app.cli.add_command(demo_command)

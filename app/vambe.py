@@ -78,6 +78,23 @@ class HistoryPage:
     unreadable: int = 0  # items without a usable id or time, left out
 
 
+@dataclass(frozen=True)
+class WaitingContact:
+    """A contact from the analytics by-status call."""
+
+    id: str
+    name: str
+    chat_status: str
+    waiting_seconds: int | None  # since the customer's last message, when Vambe said
+
+
+@dataclass(frozen=True)
+class StatusPage:
+    contacts: list[WaitingContact]
+    total: int | None
+    unreadable: int = 0  # items without a contact id, left out
+
+
 class VambeError(Exception):
     """Vambe did not accept a request. ``agent_message`` is safe to show to an agent."""
 
@@ -188,6 +205,19 @@ class VambeClient:
         messages = [message for message in parsed if message is not None]
         has_more = bool(data.get("hasMore", bool(parsed))) if isinstance(data, dict) else False
         return HistoryPage(messages=messages, page=page, has_more=has_more, unreadable=len(parsed) - len(messages))
+
+    def contacts_by_status(self, status: str, page: int) -> StatusPage:
+        """One page (from 1) of the contacts Vambe's analytics list under ``status`` ("unattended", "ai-away", ...).
+        An answer without a ``data`` list is refused: treating it as "nobody waits" would hide customers."""
+        data = self._get_json("/api/public/analytics/contacts/by-status", params={"page": page, "status": status})
+        items = data.get("data") if isinstance(data, dict) else None
+        if not isinstance(items, list):
+            raise VambeServerError("Vambe answered the by-status call without a list of contacts (no data array).", 200)
+        parsed = [waiting_contact(item, status) if isinstance(item, dict) else None for item in items]
+        contacts = [contact for contact in parsed if contact is not None]
+        total = data.get("total")
+        total = total if isinstance(total, int) and not isinstance(total, bool) and total >= 0 else None
+        return StatusPage(contacts=contacts, total=total, unreadable=len(parsed) - len(contacts))
 
     def _get_json(self, path: str, params: dict | None = None) -> Any:
         response = self._request("GET", path, params=params)
@@ -374,6 +404,25 @@ def history_message(item: dict[str, Any]) -> HistoryMessage | None:
         direction=text_or_empty(item.get("direction")).upper(),
         status=item.get("status") if isinstance(item.get("status"), str) else None,
         type=text_or_empty(item.get("type")) or "text",
+    )
+
+
+CONTACT_ID = re.compile(r"[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}")
+MAX_WAITING_SECONDS = 400 * 24 * 3600  # beyond any window Handoff reasons about; a larger one is noise
+
+
+def waiting_contact(item: dict[str, Any], status: str) -> WaitingContact | None:
+    """The item as a contact, or None when it has no contact id (a UUID)."""
+    contact_id = item.get("id")
+    if not isinstance(contact_id, str) or not CONTACT_ID.fullmatch(contact_id.strip()):
+        return None
+    waiting = item.get("waiting_time")
+    usable = isinstance(waiting, int | float) and not isinstance(waiting, bool) and 0 <= waiting <= MAX_WAITING_SECONDS
+    return WaitingContact(
+        id=contact_id.strip(),
+        name=text_or_empty(item.get("name"))[:200],
+        chat_status=text_or_empty(item.get("chat_status")) or status,
+        waiting_seconds=int(waiting) if usable else None,
     )
 
 

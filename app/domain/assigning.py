@@ -2,6 +2,7 @@
 
 from datetime import datetime
 
+from app.domain.handoffs import record_resolved, record_taken
 from app.extensions import db
 from app.models import AuditEvent, AuditKind, Conversation, ConversationStatus, User
 
@@ -18,6 +19,7 @@ def assign(conversation: Conversation, actor: User, assignee: User | None, *, no
         return
     previous = conversation.assignee
     conversation.assignee = assignee
+    record_taken(conversation, assignee, now=now)
     details = {"from": previous.name if previous else None, "to": assignee.name if assignee else None}
     kind = AuditKind.ASSIGNED if assignee is not None else AuditKind.UNASSIGNED
     db.session.add(AuditEvent(occurred_at=now, kind=kind, actor=actor, conversation=conversation, details=details))
@@ -29,6 +31,8 @@ def set_status(conversation: Conversation, actor: User, status: ConversationStat
     if conversation.status == status:
         return
     conversation.status = status
+    if status == ConversationStatus.RESOLVED:
+        record_resolved(conversation, now=now)
     kind = AuditKind.RESOLVED if status == ConversationStatus.RESOLVED else AuditKind.REOPENED
     db.session.add(AuditEvent(occurred_at=now, kind=kind, actor=actor, conversation=conversation, details={}))
     db.session.commit()

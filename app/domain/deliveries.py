@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from app.domain.handoffs import notice_vambe_status
 from app.domain.ingesting import ContactRef, ObservedMessage, ingest_message, parse_time, record_outbound
 from app.extensions import db
 from app.models import (
@@ -56,6 +57,7 @@ class MessageEvent:
     message_id: str | None
     body: str
     occurred_at: datetime
+    chat_status: str | None = None  # Vambe's word on the contact, when the payload carries it ("UNATTENDED")
 
 
 def signature_for(secret: str, timestamp: str, body: bytes) -> str:
@@ -162,6 +164,7 @@ def file_delivery(delivery: WebhookDelivery, *, now: datetime) -> Message | None
             payload = read_json(delivery.body)
             event = parse_event(payload, delivery.received_at, business_phones())
             message = apply_event(event, fingerprint=fingerprint_of(payload), now=now)
+            notice_vambe_status(message.conversation, event.chat_status, since=message.occurred_at, now=now)
     except UnrecognisedEvent as error:
         mark(delivery, DeliveryState.FAILED, str(error))
         return None
@@ -279,6 +282,7 @@ def parse_shape_a(payload: dict, data: dict, received_at: datetime) -> MessageEv
         message_id=message_id_field(data, "message_id"),
         body=text_field(data, "message_body"),
         occurred_at=reported_time(payload.get("timestamp"), received_at),
+        chat_status=chat_status_of(payload, data),
     )
 
 
@@ -301,7 +305,15 @@ def parse_shape_b(payload: dict, data: dict, received_at: datetime, business_pho
         message_id=message_id_field(data, "messageId"),
         body=text_field(data, "message"),
         occurred_at=reported_time(data.get("timestamp") or data.get("createdAt"), received_at),
+        chat_status=chat_status_of(payload, data),
     )
+
+
+def chat_status_of(payload: dict, data: dict) -> str | None:
+    """The contact's chat status, when the delivery carries one: a hint, so a malformed one is ignored rather
+    than failing the message it came with."""
+    status = data.get("chat_status", payload.get("chat_status"))
+    return status[:40] if isinstance(status, str) else None
 
 
 def id_field(data: dict, name: str, max_length: int) -> str | None:

@@ -9,6 +9,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm.attributes import set_committed_value
 
+from app.domain.handoffs import notice_customer_message
 from app.extensions import db
 from app.models import (
     AuditEvent,
@@ -106,6 +107,7 @@ def ingest_message(contact: ContactRef, observed: ObservedMessage, *, now: datet
         advance_conversation(conversation.id, observed.direction, occurred_at)
         if observed.direction == Direction.INBOUND:
             reopen_for_customer(conversation, now)
+            notice_customer_message(message, now=now)
     return IngestResult(message, created)
 
 
@@ -117,6 +119,7 @@ def reopen_for_customer(conversation: Conversation, now: datetime) -> None:
         .values(status=ConversationStatus.OPEN)
     )
     if reopened.rowcount:
+        set_committed_value(conversation, "status", ConversationStatus.OPEN)  # as the UPDATE just wrote it
         db.session.add(
             AuditEvent(
                 occurred_at=now,

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
+from app.domain.handoffs import record_human_reply, record_taken
 from app.domain.ingesting import advance_conversation, advance_outcome
 from app.domain.window import WindowStatus, window_status
 from app.extensions import db
@@ -74,8 +75,10 @@ def send_reply(
     client: VambeClient,
     now: datetime,
     warning: timedelta,
+    assign_unassigned: bool = True,
 ) -> Message:
-    """Send ``reply`` once per idempotency key and return its message, settled to its outcome.
+    """Send ``reply`` once per idempotency key and return its message, settled to its outcome. Replying to an
+    unassigned conversation assigns it to the agent, unless the installation turned that off.
 
     Raises SendRefused, NewerReply or OutsideWindow before anything is stored. The message is committed as
     ``sending`` before Vambe is called, so a crash or a repeated request can never send twice.
@@ -126,6 +129,8 @@ def send_reply(
             db.session.add(override_event(message, agent, window, now))
         if newer is not None:
             db.session.add(newer_reply_event(message, agent, newer, now))
+        if assign_unassigned and conversation.assignee_id is None:
+            assign_to_replier(conversation, agent, now)
         db.session.commit()
     except IntegrityError:
         db.session.rollback()
@@ -160,7 +165,23 @@ def deliver(message: Message, outgoing: SessionMessage, agent: User, *, client: 
         )
     else:
         record_acceptance(message, accepted.provider_message_id, agent, pause=outgoing.pause_assistant, now=now)
+    if message.outcome != Outcome.FAILED:  # sent, or may have been: either way the customer was answered
+        record_human_reply(message, agent, now=now)
     db.session.commit()
+
+
+def assign_to_replier(conversation: Conversation, agent: User, now: datetime) -> None:
+    conversation.assignee = agent
+    record_taken(conversation, agent, now=now)
+    db.session.add(
+        AuditEvent(
+            occurred_at=now,
+            kind=AuditKind.ASSIGNED,
+            actor=agent,
+            conversation=conversation,
+            details={"from": None, "to": agent.name, "why": "replied"},
+        )
+    )
 
 
 def record_acceptance(message: Message, provider_message_id: str | None, agent: User, *, pause: bool, now: datetime):
