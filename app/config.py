@@ -62,6 +62,8 @@ def load_config(env: Mapping[str, str], instance_path: Path) -> dict:
         ),
         "VAMBE_TOTAL_TIMEOUT": positive_float(env, "VAMBE_TOTAL_TIMEOUT_SECONDS", 15.0),
         "WINDOW_WARNING": timedelta(minutes=positive_float(env, "HANDOFF_WINDOW_WARNING_MINUTES", 60)),
+        # Replying to an unassigned conversation assigns it to the replier, as agents expect from other consoles.
+        "ASSIGN_ON_REPLY": flag(env, "HANDOFF_ASSIGN_ON_REPLY", True),
         "STUCK_SEND_AGE": timedelta(minutes=positive_float(env, "HANDOFF_STUCK_SEND_MINUTES", 2)),
         "TRUSTED_PROXIES": whole_number(env, "HANDOFF_TRUSTED_PROXIES", 0),
         "LOG_FORMAT": log_format,

@@ -9,7 +9,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from flask import Flask, current_app, request
 
-from app.models import AuditKind, Author, Message, Outcome
+from app.clock import utcnow
+from app.models import AuditKind, Author, Handoff, HandoffReason, Message, Outcome
 
 TIME_ZONE_COOKIE = "tz"
 
@@ -71,6 +72,22 @@ def duration(span: timedelta | int) -> str:
     return f"{hours} h {minutes} m" if hours else f"{minutes} m"
 
 
+def waited_since(moment: datetime) -> str:
+    """How long ago ``moment`` was, as duration() reads it: a queue's waiting time."""
+    return duration(utcnow() - moment)
+
+
+HANDOFF_REASONS = {
+    HandoffReason.PHRASE: "The customer asked for a person: “{detail}”.",
+    HandoffReason.VAMBE_STATUS: "Vambe marks the contact as waiting for a human ({detail}): its AI handed over.",
+    HandoffReason.CLOSING_WINDOW: "The 24-hour window is closing and nobody has answered the customer's last message.",
+}
+
+
+def handoff_reason(handoff: Handoff) -> str:
+    return HANDOFF_REASONS[HandoffReason(handoff.reason)].format(detail=handoff.detail)
+
+
 OUTCOME_LABELS = {
     Outcome.RECEIVED: "Received",
     Outcome.SENDING: "Sending…",
@@ -121,6 +138,10 @@ AUDIT_LABELS = {
     AuditKind.PASSWORD_RESET: "reset a password",
     AuditKind.WEBHOOKS_REPLAYED: "replayed a webhook delivery",
     AuditKind.NUMBERS_REFRESHED: "refreshed the business numbers",
+    AuditKind.HANDOFF_REQUESTED: "put it in the queue for a human",
+    AuditKind.HANDOFF_TAKEN: "took it from the queue",
+    AuditKind.HANDOFF_PHRASE_ADDED: "added a handoff phrase",
+    AuditKind.HANDOFF_PHRASE_REMOVED: "removed a handoff phrase",
 }
 
 
@@ -128,6 +149,8 @@ def register(app: Flask) -> None:
     app.jinja_env.filters["localtime"] = localtime
     app.jinja_env.filters["duration"] = duration
     app.jinja_env.filters["author_label"] = author_label
+    app.jinja_env.filters["waited_since"] = waited_since
+    app.jinja_env.filters["handoff_reason"] = handoff_reason
     app.jinja_env.globals["OUTCOME_LABELS"] = OUTCOME_LABELS
     app.jinja_env.globals["AUDIT_LABELS"] = AUDIT_LABELS
     app.jinja_env.globals["filter_args"] = filter_args

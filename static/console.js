@@ -177,6 +177,7 @@
         if (search) search.focus(); else handled = false;
         break;
       case "r": handled = click("[data-reply-to-customer]"); break;
+      case "t": handled = click("[data-take-next]:not([disabled])"); break;
       case "?":
         var dialog = document.getElementById("keyboard-help");
         if (dialog) dialog.showModal(); else handled = false;
@@ -186,6 +187,62 @@
     if (handled) event.preventDefault();
   });
 
+  // Who needs a human: a rise in the header's counts is read out (polite live region) and, once the agent has
+  // allowed it with a click, shown as a browser notification.
+  var shownAlerts = null;
+
+  function announce(text) {
+    var announcer = document.getElementById("announcer");
+    if (announcer) announcer.textContent = text;
+  }
+
+  function notify(text, url) {
+    if (!("Notification" in window) || Notification.permission !== "granted") return;
+    var notification = new Notification("Handoff", { body: text, tag: "handoff-alerts" });
+    notification.onclick = function () { window.focus(); window.location.href = url; };
+  }
+
+  function checkAlerts() {
+    var alerts = document.getElementById("alerts");
+    if (!alerts || !alerts.hasAttribute("data-waiting")) return;
+    var now = { waiting: +alerts.getAttribute("data-waiting"), closing: +alerts.getAttribute("data-closing") };
+    var button = alerts.querySelector("[data-enable-notifications]");
+    if (button) button.hidden = !("Notification" in window) || Notification.permission !== "default";
+    if (shownAlerts) {
+      var news = [];
+      if (now.waiting > shownAlerts.waiting) news.push(now.waiting + " waiting for a human");
+      if (now.closing > shownAlerts.closing) news.push(now.closing + " closing soon");
+      if (news.length) {
+        announce(news.join(", ") + ".");
+        notify(news.join(", ") + ".", alerts.getAttribute("data-waiting-url"));
+      }
+    }
+    shownAlerts = now;
+  }
+
+  // A new customer message in the open conversation is read out too.
+  var shownInbound = null;
+
+  function checkThread() {
+    var thread = document.getElementById("thread");
+    if (!thread) return;
+    var inbound = thread.querySelectorAll(".message-inbound");
+    if (shownInbound !== null && inbound.length > shownInbound) {
+      var title = document.getElementById("conversation-title");
+      announce("New message from " + (title ? title.textContent.trim() : "the customer") + ".");
+    }
+    shownInbound = inbound.length;
+  }
+
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest && event.target.closest("[data-enable-notifications]");
+    if (!button || !("Notification" in window)) return;
+    Notification.requestPermission().then(checkAlerts);
+  });
+
+  document.addEventListener("htmx:after:swap", checkAlerts);
+  document.addEventListener("htmx:after:swap", checkThread);
+  document.addEventListener("DOMContentLoaded", checkThread);
   document.addEventListener("htmx:after:swap", updateCounters);
   document.addEventListener("htmx:after:swap", restoreDraft);
   document.addEventListener("DOMContentLoaded", updateCounters);

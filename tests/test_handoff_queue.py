@@ -3,6 +3,7 @@ how it leaves (a reply, taking it, resolving), the poller against a strict fake 
 and "Take next" when two agents click at once."""
 
 import json
+import re
 import threading
 import uuid
 from datetime import timedelta
@@ -82,7 +83,9 @@ def test_a_customer_asking_for_a_person_in_their_words_queues_the_conversation(a
     assert handoff.reason == HandoffReason.PHRASE and handoff.detail
     assert handoff.waiting
     event = db.session.scalar(select(AuditEvent).where(AuditEvent.kind == AuditKind.HANDOFF_REQUESTED))
-    assert event.conversation_id == conversation.id and event.details["reason"] == "phrase"
+    assert event.conversation_id == conversation.id and event.details["reason"].startswith(
+        "the customer asked for a person"
+    )
 
 
 @pytest.mark.parametrize("text", ["hola, quiero saber el precio", "personalmente prefiero hablar", "humanplease"])
@@ -447,3 +450,90 @@ def test_the_poll_command_reports_and_skips_when_another_runs(app):
     with app.app_context(), single_runner("handoff-poll"):
         result = app.test_cli_runner().invoke(args=["handoffs", "poll"])
     assert result.exit_code == 0 and "Another poller is running" in result.output
+
+
+# -- the console: header counts, Take next, the banner -----------------------------------------------------------
+
+
+def queued_conversation(app, text="quiero hablar con una persona", **fields) -> int:
+    with app.app_context():
+        conversation = factories.make_conversation(**fields)
+        customer_writes(conversation, text)
+        return conversation.id
+
+
+def alert_counts(client) -> dict[str, str]:
+    html = client.get("/alerts", headers={"HX-Request": "true"}).get_data(as_text=True)
+    return dict(re.findall(r"\s*([A-Z][a-z]+, [a-z ]+|Waiting for a human) <strong>(\d+)</strong>", html))
+
+
+def test_the_header_counts_who_needs_a_human(app, client, auth):
+    me = auth.login_as(Role.AGENT)
+    queued_conversation(app)
+    with app.app_context():
+        now = utcnow()
+        mine_closing = factories.make_conversation(last_inbound_at=now - timedelta(hours=23, minutes=30))
+        mine_closing.assignee_id = me
+        factories.make_conversation(last_inbound_at=now - timedelta(hours=23, minutes=30))  # nobody's
+        db.session.commit()
+    counts = alert_counts(client)
+    assert counts == {"Waiting for a human": "1", "Mine, closing soon": "1", "Mine, unanswered": "1"}
+
+
+def test_leads_also_see_unassigned_conversations_closing_or_unanswered(app, client, auth):
+    auth.login_as(Role.LEAD)
+    queued_conversation(app)
+    with app.app_context():
+        factories.make_conversation(last_inbound_at=utcnow() - timedelta(hours=23, minutes=30))
+    counts = alert_counts(client)
+    assert counts["Unassigned, closing soon"] == "1" and counts["Unassigned, unanswered"] == "2"
+
+
+def test_an_unchanged_header_poll_is_answered_204(app, client, auth):
+    auth.login_as(Role.AGENT)
+    html = client.get("/alerts").get_data(as_text=True)
+    poll_url = re.search(r'hx-get="([^"]+)"', html).group(1).replace("&amp;", "&")
+    assert client.get(poll_url).status_code == 204
+    queued_conversation(app)
+    assert client.get(poll_url).status_code == 200
+
+
+def test_take_next_over_http_assigns_and_opens_the_conversation_then_says_nothing_is_left(app, client, auth):
+    me = auth.login_as(Role.AGENT)
+    conversation_id = queued_conversation(app)
+    token = auth.csrf_token()
+    response = client.post("/take-next", data={"csrf_token": token})
+    assert response.status_code == 303 and response.headers["Location"].endswith(f"/conversations/{conversation_id}")
+    with app.app_context():
+        assert db.session.get(Conversation, conversation_id).assignee_id == me
+    again = client.post("/take-next", data={"csrf_token": token}, follow_redirects=True)
+    assert "Nobody is waiting for a human right now." in again.get_data(as_text=True)
+
+
+def test_take_next_needs_a_csrf_token(app, client, auth):
+    auth.login_as(Role.AGENT)
+    conversation_id = queued_conversation(app)
+    assert client.post("/take-next").status_code == 400
+    with app.app_context():
+        assert db.session.get(Conversation, conversation_id).assignee_id is None
+
+
+def test_a_queued_conversation_says_why_and_what_the_ai_last_said(app, client, auth):
+    auth.login_as(Role.AGENT)
+    with app.app_context():
+        conversation = factories.make_conversation()
+        factories.make_message(conversation, body="hola", occurred_at=utcnow() - timedelta(minutes=3))
+        factories.make_message(
+            conversation,
+            direction="outbound",
+            body="¿Me das tu número de pedido?",
+            occurred_at=utcnow() - timedelta(minutes=2),
+        )
+        customer_writes(conversation, "No, quiero hablar con una persona")
+        conversation_id = conversation.id
+    html = client.get(f"/conversations/{conversation_id}").get_data(as_text=True)
+    banner = html[html.index('class="handoff-banner') :]
+    assert "Waiting for a human" in banner
+    assert "The customer asked for a person: “hablar con una persona”" in banner
+    assert "¿Me das tu número de pedido?" in banner
+    assert "Take it" in banner

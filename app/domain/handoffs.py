@@ -35,6 +35,12 @@ WAITING_STATUSES = ("unattended", "ai-away")
 # How many of the oldest waiting conversations "Take next" tries before it says another agent was faster.
 TAKE_NEXT_CANDIDATES = 5
 
+QUEUED_BECAUSE = {  # as the thread's event line reads: "Handoff put it in the queue for a human (…)"
+    HandoffReason.PHRASE: "the customer asked for a person: {detail}",
+    HandoffReason.VAMBE_STATUS: "Vambe: {detail}",
+    HandoffReason.CLOSING_WINDOW: "window closing, customer unanswered",
+}
+
 WAITING = and_(Handoff.ended_at.is_(None), Handoff.taken_at.is_(None))
 
 
@@ -91,7 +97,7 @@ def request_handoff(
             occurred_at=now,
             kind=AuditKind.HANDOFF_REQUESTED,
             conversation_id=conversation.id,
-            details={"reason": str(reason), "detail": detail},
+            details={"reason": QUEUED_BECAUSE[reason].format(detail=detail), "detail": detail},
         )
     )
     return handoff

@@ -1,9 +1,9 @@
-from flask import abort, current_app, redirect, request, url_for
+from flask import abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
 from app import vambe_client
 from app.clock import utcnow
-from app.domain import conversations
+from app.domain import conversations, handoffs
 from app.domain.assigning import AssignmentRefused, assign, set_status
 from app.domain.quick_replies import list_quick_replies
 from app.domain.sending import NewerReply, OutsideWindow, SendRefused, send_reply, settle_stuck_sends
@@ -14,8 +14,8 @@ from app.htmx import is_partial_request, render_page_or_partial
 from app.inbox import bp
 from app.inbox.forms import AssignForm, InboxFilterForm, ReplyForm, StatusForm, new_idempotency_key
 from app.inputs import id_or_none, record_id
-from app.models import Conversation, ConversationStatus, Message, Outcome, User
-from app.presenting import live_version
+from app.models import Conversation, ConversationStatus, Message, Outcome, Role, User
+from app.presenting import duration, live_version
 
 LIVE = "inbox/_conversation_live.html"
 
@@ -57,6 +57,33 @@ def index():
         filter_form=form,
         poll_url=url_for("inbox.index", **poll_args, v=version),
     )
+
+
+@bp.get("/alerts")
+@login_required
+def alerts():
+    """The header's counts of who needs a human; polled, and answered 204 while they have not changed."""
+    counts = handoffs.alerts_for(
+        viewer(), now=utcnow(), warning=current_app.config["WINDOW_WARNING"], lead=viewer().has_role(Role.LEAD)
+    )
+    version = live_version(counts)
+    if request.args.get("v") == version:
+        return "", 204
+    return render_template("inbox/_alerts.html", alerts=counts, alerts_url=url_for("inbox.alerts", v=version))
+
+
+@bp.post("/take-next")
+@login_required
+def take_next():
+    """Give the agent the conversation that has waited longest for a human."""
+    try:
+        conversation, handoff = handoffs.take_next(viewer(), now=utcnow())
+    except handoffs.NothingWaiting as refusal:
+        flash(str(refusal), "error" if refusal.raced else "info")
+        return redirect(url_for("inbox.index", scope="waiting"), 303)
+    waited = duration(utcnow() - handoff.requested_at)
+    flash(f"You took {conversation.display_name}'s conversation; they had waited {waited} for a human.", "info")
+    return redirect(url_for("inbox.show_conversation", conversation_id=conversation.id), 303)
 
 
 @bp.get("/conversations/<id:conversation_id>")
@@ -129,6 +156,7 @@ def send(conversation_id: int):
             client=vambe_client(),
             now=utcnow(),
             warning=current_app.config["WINDOW_WARNING"],
+            assign_unassigned=current_app.config["ASSIGN_ON_REPLY"],
         )
     except NewerReply as refusal:
         return render_conversation(conversation, form, status=409, newer_reply=refusal.message)
@@ -167,6 +195,15 @@ def composer_after(message: Message) -> ReplyForm:
     )
 
 
+def handoff_context(conversation: Conversation) -> dict:
+    """The open handoff, and what the AI last told the customer, so the person taking over does not repeat it."""
+    handoff = handoffs.open_handoff(conversation)
+    return {
+        "handoff": handoff,
+        "assistant_said": handoffs.last_assistant_message(conversation) if handoff else None,
+    }
+
+
 def render_conversation(
     conversation: Conversation,
     form: ReplyForm,
@@ -203,5 +240,6 @@ def render_conversation(
         form=form,
         assign_form=assign_form,
         quick_replies=list_quick_replies(),
+        **handoff_context(conversation),
         **context,
     )
