@@ -411,6 +411,7 @@ def endpoint_requests(contact_id: str):
     yield "GET", f"{API}/contact/{contact_id}/info", None
     yield "GET", f"{API}/contact/v2/{contact_id}/messages?page=1", None
     yield "GET", f"{API}/channels/whatsapp", None
+    yield "GET", f"{API}/analytics/contacts/by-status?status=unattended&page=1", None
 
 
 @pytest.mark.parametrize(
@@ -436,7 +437,7 @@ def test_every_endpoint_answers_the_right_key(app_ctx, client):
         for method, url, payload in endpoint_requests(conversation.vambe_contact_id)
     ]
 
-    assert statuses == [201, 200, 200, 200, 200]
+    assert statuses == [201, 200, 200, 200, 200, 200]
 
 
 def test_the_real_client_with_a_wrong_key_is_unauthorized(app_ctx):

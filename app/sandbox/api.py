@@ -22,6 +22,7 @@ HISTORY_PAGE_SIZE = 20
 MAX_HISTORY_PAGE = 100_000  # far past any real history; keeps OFFSET within the database's integers
 MAX_TEXT_LENGTH = 4096
 WINDOW = timedelta(hours=24)
+CHAT_STATUSES = ("unattended", "attended", "ai-attended", "ai-away")  # as the analytics endpoint names them
 SEND_FIELDS = {"message", "contact_id", "phone", "reply_message_id", "from_phone_number", "type", "pause_assistant"}
 # The pattern of SendSessionMessageDto.contact_id in the OpenAPI contract.
 CONTACT_ID_PATTERN = re.compile(
@@ -88,6 +89,7 @@ def send_session_message():
     db.session.add(message)
     if payload.get("pause_assistant", True):
         contact.assistant_paused = True
+        contact.chat_status = "attended"  # a person took over
     db.session.commit()
     notify("message.sent", message, now)
     # The contract documents no response body for 201, so the twin invents none.
@@ -200,8 +202,8 @@ def list_messages(contact_id: str):
     contact = db.session.get(SandboxContact, contact_id)
     if contact is None:
         return error(404, "Contact not found")
-    page = request.args.get("page", default=1, type=int)
-    if not 1 <= page <= MAX_HISTORY_PAGE:
+    page = page_asked()
+    if page is None:
         return error(400, f"page must be an integer between 1 and {MAX_HISTORY_PAGE}")
     query = select(SandboxMessage).where(SandboxMessage.contact_id == contact.id)
     total = db.session.scalar(select(func.count()).select_from(query.subquery()))
@@ -215,6 +217,49 @@ def list_messages(contact_id: str):
             "messages": [message_json(m) for m in messages],
             "page": page,
             "hasMore": page * HISTORY_PAGE_SIZE < total,
+            "total": total,
+        }
+    )
+
+
+def page_asked() -> int | None:
+    """The ``page`` query parameter (default 1), or None when it is not a page number."""
+    raw = request.args.get("page", "1")  # not type=int: it would take "x" for the default
+    return int(raw) if raw.isascii() and raw.isdigit() and 1 <= int(raw) <= MAX_HISTORY_PAGE else None
+
+
+@bp.get(f"{API}/analytics/contacts/by-status")
+@api_key_required
+def contacts_by_status():
+    status, page = request.args.get("status"), page_asked()
+    if status not in CHAT_STATUSES:
+        return error(400, f"status must be one of the following values: {', '.join(CHAT_STATUSES)}")
+    if page is None:
+        return error(400, f"page must be an integer between 1 and {MAX_HISTORY_PAGE}")
+    last_inbound = (
+        select(func.max(SandboxMessage.created_at))
+        .where(SandboxMessage.contact_id == SandboxContact.id, SandboxMessage.direction == "INBOUND")
+        .scalar_subquery()
+    )
+    query = select(SandboxContact, last_inbound.label("last_inbound")).where(SandboxContact.chat_status == status)
+    total = db.session.scalar(select(func.count()).select_from(query.subquery()))
+    rows = db.session.execute(
+        query.order_by(last_inbound, SandboxContact.id).offset((page - 1) * HISTORY_PAGE_SIZE).limit(HISTORY_PAGE_SIZE)
+    ).all()
+    now = utcnow()
+    return jsonify(
+        {
+            "data": [
+                {
+                    "id": contact.id,
+                    "name": contact.name,
+                    "phone": contact.phone,
+                    "chat_status": contact.chat_status,
+                    "waiting_time": int((now - as_utc(last)).total_seconds()) if last else 0,
+                    "assigned_agents": [],
+                }
+                for contact, last in rows
+            ],
             "total": total,
         }
     )
@@ -244,7 +289,8 @@ def contact_json(contact: SandboxContact, last_message_at: datetime | None) -> d
         "email": None,
         "platform": "whatsapp",
         "last_message_at": iso(last_message_at) if last_message_at else None,
-        "chat_status": "ATTENDED" if contact.assistant_paused else "UNATTENDED",
+        # The contacts call knows only whether a person attends the chat (see vambe-api.md section 3).
+        "chat_status": "ATTENDED" if contact.chat_status == "attended" else "UNATTENDED",
         "created_at": iso(contact.created_at),
         "is_chat_read": False,
         "blocked": False,

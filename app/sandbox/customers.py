@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from flask import current_app
 from sqlalchemy import func, select
 
+from app.domain.handoffs import words_of
 from app.extensions import db
 from app.sandbox.state import SandboxChannel, SandboxContact, SandboxMessage
 from app.sandbox.transport import deliver_webhook
@@ -17,6 +18,24 @@ CANNED_ANSWERS = [
     "Gracias. Si prefieres, puedo derivarte con una persona del equipo.",
 ]
 AI_THINKING_TIME = timedelta(milliseconds=1)  # the webhooks' timestamps have millisecond precision
+# What the sandbox's AI takes for a request for a person, and how it hands over, by language. Its own list, as
+# Vambe's AI has its own: Handoff's admin-editable phrases are a separate safety net for when an AI does not.
+HANDOVERS = {
+    "es": (
+        ("hablar con una persona", "hablar con un humano", "hablar con un agente", "hablar con un asesor"),
+        "Te comunico con una persona del equipo. Te responderán en breve.",
+    ),
+    "pt": (
+        ("falar com um atendente", "falar com uma pessoa", "falar com um humano", "falar com alguem"),
+        "Vou te transferir para uma pessoa da equipe. Você será atendido em breve.",
+    ),
+    "en": (
+        ("human please", "talk to a human", "talk to a person", "talk to an agent", "speak to a person"),
+        "I'm passing you to a person on our team. They'll answer shortly.",
+    ),
+}
+# While a person is expected ("unattended") or on it ("attended"), the AI stays quiet.
+AI_ANSWERS_WHILE = ("ai-attended", "ai-away")
 
 
 class UnknownSandboxPhone(ValueError):
@@ -41,11 +60,27 @@ def customer_says(phone: str, text: str, *, name: str = "", now: datetime) -> Sa
         db.session.add(contact)
     message = store(contact, "INBOUND", "customer", text, now)
     notify("message.received", message, now)
-    if not contact.assistant_paused:
-        # A moment later, so that every list (the customer's phone, the thread) shows the answer after the question.
+    if contact.assistant_paused or contact.chat_status not in AI_ANSWERS_WHILE:
+        return message
+    # A moment later, so that every list (the customer's phone, the thread) shows the answer after the question.
+    language = handover_language(text)
+    if language is None:
         reply = store(contact, "OUTBOUND", "assistant", canned_answer(contact), now + AI_THINKING_TIME)
         notify("message.sent", reply, now)
+    else:
+        contact.chat_status = "unattended"
+        reply = store(contact, "OUTBOUND", "assistant", HANDOVERS[language][1], now + AI_THINKING_TIME)
+        notify("message.sent", reply, now, chat_status="UNATTENDED")
     return message
+
+
+def handover_language(text: str) -> str | None:
+    """The language in which the customer asked the AI for a person, or None when they did not."""
+    said = f" {words_of(text)} "
+    for language, (phrases, _) in HANDOVERS.items():
+        if any(f" {phrase} " in said for phrase in phrases):
+            return language
+    return None
 
 
 def store(contact: SandboxContact, direction: str, sender: str, body: str, now: datetime) -> SandboxMessage:
@@ -64,8 +99,8 @@ def store(contact: SandboxContact, direction: str, sender: str, body: str, now: 
     return message
 
 
-def notify(event: str, message: SandboxMessage, now: datetime) -> None:
-    """Deliver a shape-A webhook for ``message`` to Handoff."""
+def notify(event: str, message: SandboxMessage, now: datetime, chat_status: str | None = None) -> None:
+    """Deliver a shape-A webhook for ``message`` to Handoff, with the contact's new chat status when it changed."""
     payload = {
         "event": event,
         "timestamp": message.created_at.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
@@ -78,6 +113,8 @@ def notify(event: str, message: SandboxMessage, now: datetime) -> None:
             "contact_name": message.contact.name,
         },
     }
+    if chat_status is not None:
+        payload["data"]["chat_status"] = chat_status
     deliver_webhook(
         current_app._get_current_object(), payload, secret=current_app.config["VAMBE_WEBHOOK_SECRET"], now=now
     )
