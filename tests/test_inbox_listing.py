@@ -264,7 +264,7 @@ class TestSorting:
         [oldest_row] = [row for row in page(viewer).rows if row.conversation.name == "Oldest"]
         assert oldest_row.window.expires_at == NOW - timedelta(hours=3) + WINDOW_LENGTH
 
-    def test_closing_soon_lists_only_open_windows_soonest_expiry_first(self, viewer):
+    def test_closing_soon_lists_open_windows_soonest_first_then_closed_ones_then_never_written(self, viewer):
         conversation("Fresh", inbound_ago=timedelta(minutes=5))
         conversation("Closing", inbound_ago=timedelta(hours=23, minutes=30))
         conversation("Half", inbound_ago=timedelta(hours=12))
@@ -274,9 +274,16 @@ class TestSorting:
 
         result = page(viewer, sort="closing_soon")
 
-        assert [row.conversation.name for row in result.rows] == ["Closing", "Half", "Fresh"]
-        assert all(row.window.allows_free_form for row in result.rows)
-        expiries = [row.window.expires_at for row in result.rows]
+        # Closed and never-written conversations are not dropped: they come after every open window.
+        assert [row.conversation.name for row in result.rows] == [
+            "Closing",
+            "Half",
+            "Fresh",
+            "Just Closed",
+            "Long Closed",
+            "Never Wrote",
+        ]
+        expiries = [row.window.expires_at for row in result.rows[:3]]
         assert expiries == sorted(expiries)
 
     def test_closing_soon_respects_the_other_filters(self, viewer):
@@ -317,7 +324,17 @@ class TestPaging:
             conversation(f"H{hours}", inbound_ago=timedelta(hours=hours))
         conversation("Closed", inbound_ago=timedelta(hours=30))
 
-        assert all_pages(viewer, limit=2, sort="closing_soon") == [["H23", "H13"], ["H9", "H5"], ["H1"]]
+        conversation("Long Closed", inbound_ago=timedelta(hours=50))
+        conversation("Never A")
+        conversation("Never B")
+
+        assert all_pages(viewer, limit=2, sort="closing_soon") == [
+            ["H23", "H13"],
+            ["H9", "H5"],
+            ["H1", "Closed"],
+            ["Long Closed", "Never A"],
+            ["Never B"],
+        ]
 
     def test_activity_between_pages_neither_repeats_nor_skips_older_conversations(self, viewer):
         c = {m: conversation(f"C{m}", inbound_ago=timedelta(minutes=m)) for m in (50, 40, 30, 20, 10)}
@@ -455,7 +472,7 @@ OPEN_BY_ACTIVITY = ["mine", "paused", "closing", "closed", "never"]
         ("status=resolved", ["resolved"]),
         ("status=open", OPEN_BY_ACTIVITY),
         ("paused=y", ["paused"]),
-        ("sort=closing_soon", ["closing", "paused", "mine"]),
+        ("sort=closing_soon", ["closing", "paused", "mine", "closed", "never"]),
         ("sort=recent", OPEN_BY_ACTIVITY),
         ("q=closing", ["closing"]),
         ("q=MINE+fresh", ["mine"]),

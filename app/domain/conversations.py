@@ -2,16 +2,18 @@
 
 import base64
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import ScalarSelect, and_, func, or_, select, tuple_
+from sqlalchemy import ScalarSelect, and_, case, func, or_, select, tuple_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload
 
+from app.domain.handoffs import WAITING, unanswered_by_human
 from app.domain.searching import full_text_match, search_words
-from app.domain.window import WINDOW_LENGTH, WindowState, WindowStatus, window_status
+from app.domain.window import WINDOW_LENGTH, WindowState, WindowStatus, window_condition, window_status
 from app.extensions import db
 from app.models import (
     MAX_RECORD_ID,
@@ -20,6 +22,7 @@ from app.models import (
     Conversation,
     ConversationStatus,
     ConversationView,
+    Handoff,
     Message,
     User,
 )
@@ -27,7 +30,7 @@ from app.models import (
 PAGE_SIZE = 25
 THREAD_PAGE = 50
 MAX_CURSOR_LENGTH = 200
-SCOPES = ("all", "mine", "unassigned")
+SCOPES = ("all", "mine", "unassigned", "waiting")
 WINDOW_FILTERS = tuple(state.value for state in WindowState)
 SORTS = ("recent", "closing_soon")
 
@@ -41,6 +44,7 @@ class InboxFilters:
     scope: str = "all"
     window: str | None = None
     paused_only: bool = False
+    unanswered_only: bool = False  # the customer wrote last, as far as a person is concerned
     status: str = ConversationStatus.OPEN
     query: str = ""
     sort: str = "recent"
@@ -60,6 +64,7 @@ class InboxRow:
     window: WindowStatus
     last_message: Message | None
     unread: bool
+    waiting: Handoff | None = None  # the conversation waits for a human
 
 
 @dataclass(frozen=True)
@@ -79,44 +84,107 @@ def inbox_page(
     limit: int = PAGE_SIZE,
 ) -> InboxPage:
     """One page of the inbox as ``viewer`` filtered it, paged by key so new arrivals never shift a page."""
-    activity = func.coalesce(Conversation.last_message_at, Conversation.created_at)
     seen_at = (
         select(ConversationView.seen_at)
         .where(ConversationView.user_id == viewer.id, ConversationView.conversation_id == Conversation.id)
         .scalar_subquery()
     )
     query = (
-        select(Conversation, seen_at, latest_message_of(Conversation.id))
+        select(Conversation, seen_at, latest_message_of(Conversation.id), Handoff)
+        # At most one open handoff per conversation, so the join never repeats a row.
+        .outerjoin(Handoff, and_(Handoff.conversation_id == Conversation.id, WAITING))
         .where(*conditions(viewer, filters, now, warning))
         .options(joinedload(Conversation.assignee))
     )
-    if filters.sort == "closing_soon":
-        query = query.where(Conversation.last_inbound_at > now - WINDOW_LENGTH)
-        key_columns, descending = (Conversation.last_inbound_at, Conversation.id), False
-    else:
-        key_columns, descending = (activity, Conversation.id), True
+    ordering = ORDERINGS["waiting" if filters.scope == "waiting" else filters.sort](now)
     if cursor is not None:
-        query = query.where(after_cursor(key_columns, decode_cursor(cursor), descending))
-    order = [column.desc() if descending else column.asc() for column in key_columns]
-    results = db.session.execute(query.order_by(*order).limit(limit + 1)).all()
-    last_messages = messages_by_id(last_id for _, _, last_id in results[:limit])
+        query = query.where(ordering.after(decode_cursor(cursor)))
+    results = db.session.execute(query.order_by(*ordering.order).limit(limit + 1)).all()
+    last_messages = messages_by_id(last_id for _, _, last_id, _ in results[:limit])
     rows = [
         InboxRow(
             conversation=conversation,
             window=window_status(conversation.last_inbound_at, now, warning),
             last_message=last_messages.get(last_id),
             unread=conversation.last_inbound_at is not None and (seen is None or conversation.last_inbound_at > seen),
+            waiting=handoff,
         )
-        for conversation, seen, last_id in results[:limit]
+        for conversation, seen, last_id, handoff in results[:limit]
     ]
-    next_cursor = None
-    if len(results) > limit:
-        last = rows[-1].conversation
-        sort_value = (
-            last.last_inbound_at if filters.sort == "closing_soon" else (last.last_message_at or last.created_at)
-        )
-        next_cursor = encode_cursor(sort_value, last.id)
+    next_cursor = encode_cursor(*ordering.key(rows[-1])) if len(results) > limit else None
     return InboxPage(rows, next_cursor, filters)
+
+
+@dataclass(frozen=True)
+class Ordering:
+    """An inbox sort: its ORDER BY, the condition for the rows after a cursor's key, and a row's key."""
+
+    order: list
+    after: Callable[[list], Any]
+    key: Callable[[InboxRow], tuple]
+
+
+def by_activity(now: datetime) -> Ordering:
+    """Latest activity first."""
+    activity = func.coalesce(Conversation.last_message_at, Conversation.created_at)
+
+    def after(values: list):
+        moment, last_id = cursor_moment(values, 0), cursor_id(values, 1)
+        return or_(activity < moment, and_(activity == moment, Conversation.id < last_id))
+
+    return Ordering(
+        order=[activity.desc(), Conversation.id.desc()],
+        after=after,
+        key=lambda row: (row.conversation.last_message_at or row.conversation.created_at, row.conversation.id),
+    )
+
+
+def by_window_closing(now: datetime) -> Ordering:
+    """Open windows first, the soonest to close first; then closed ones, the most recently closed first; then
+    conversations whose customer never wrote. Nothing is left out."""
+    inbound, cutoff = Conversation.last_inbound_at, now - WINDOW_LENGTH
+    bucket = case((inbound > cutoff, 0), (inbound.is_not(None), 1), else_=2)
+
+    def after(values: list):
+        group = values[0] if values and values[0] in (0, 1, 2) and not isinstance(values[0], bool) else None
+        if group is None or len(values) != 3:
+            raise InvalidCursor("not a closing-soon cursor")
+        last_id = cursor_id(values, 2)
+        if group == 2:
+            within = Conversation.id > last_id
+        else:
+            moment = cursor_moment(values, 1)
+            beyond = inbound > moment if group == 0 else inbound < moment
+            within = or_(beyond, and_(inbound == moment, Conversation.id > last_id))
+        return or_(bucket > group, and_(bucket == group, within))
+
+    def key(row: InboxRow) -> tuple:
+        last_inbound = row.conversation.last_inbound_at
+        group = 2 if last_inbound is None else 0 if last_inbound > cutoff else 1
+        return group, last_inbound, row.conversation.id
+
+    return Ordering(
+        order=[bucket, case((bucket == 0, inbound)).asc(), case((bucket == 1, inbound)).desc(), Conversation.id],
+        after=after,
+        key=key,
+    )
+
+
+def by_wait(now: datetime) -> Ordering:
+    """Who has waited longest for a human first (the "Waiting for a human" view)."""
+
+    def after(values: list):
+        moment, last_id = cursor_moment(values, 0), cursor_id(values, 1)
+        return or_(Handoff.requested_at > moment, and_(Handoff.requested_at == moment, Conversation.id > last_id))
+
+    return Ordering(
+        order=[Handoff.requested_at, Conversation.id],
+        after=after,
+        key=lambda row: (row.waiting.requested_at, row.conversation.id),
+    )
+
+
+ORDERINGS = {"recent": by_activity, "closing_soon": by_window_closing, "waiting": by_wait}
 
 
 def conditions(viewer: User, filters: InboxFilters, now: datetime, warning: timedelta) -> list:
@@ -125,26 +193,17 @@ def conditions(viewer: User, filters: InboxFilters, now: datetime, warning: time
         found.append(Conversation.assignee_id == viewer.id)
     elif filters.scope == "unassigned":
         found.append(Conversation.assignee_id.is_(None))
+    elif filters.scope == "waiting":
+        found.append(Handoff.id.is_not(None))
     if filters.paused_only:
         found.append(Conversation.assistant_paused_at.is_not(None))
+    if filters.unanswered_only:
+        found.append(unanswered_by_human())
     if filters.window is not None:
         found.append(window_condition(filters.window, now, warning))
     if filters.query.strip():
         found.append(search_condition(filters.query.strip()))
     return found
-
-
-def window_condition(state: str, now: datetime, warning: timedelta):
-    """The SQL twin of window_status(): which last-inbound times put a conversation in ``state``."""
-    expired_before = now - WINDOW_LENGTH
-    closing_before = expired_before + warning
-    inbound = Conversation.last_inbound_at
-    return {
-        WindowState.OPEN: inbound >= closing_before,
-        WindowState.CLOSING: and_(inbound > expired_before, inbound < closing_before),
-        WindowState.CLOSED: inbound <= expired_before,
-        WindowState.UNKNOWN: inbound.is_(None),
-    }[WindowState(state)]
 
 
 def search_condition(text: str):
@@ -160,29 +219,39 @@ def search_condition(text: str):
     return or_(*matches)
 
 
-def after_cursor(key_columns: tuple, values: tuple, descending: bool):
-    (sort_column, id_column), (sort_value, last_id) = key_columns, values
-    if descending:
-        return or_(sort_column < sort_value, and_(sort_column == sort_value, id_column < last_id))
-    return or_(sort_column > sort_value, and_(sort_column == sort_value, id_column > last_id))
-
-
-def encode_cursor(sort_value: datetime, conversation_id: int) -> str:
-    raw = json.dumps([sort_value.isoformat(), conversation_id]).encode()
+def encode_cursor(*values: datetime | int | None) -> str:
+    """The key of the last row shown, for the next page's link."""
+    raw = json.dumps([value.isoformat() if isinstance(value, datetime) else value for value in values]).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str) -> tuple[datetime, int]:
+def decode_cursor(cursor: str) -> list:
     if len(cursor) > MAX_CURSOR_LENGTH:  # ours are under 80 characters; a longer one is not ours
         raise InvalidCursor("cursor too long")
     try:
-        moment, conversation_id = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        moment, conversation_id = datetime.fromisoformat(moment), int(conversation_id)
+        values = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
     except (ValueError, TypeError, RecursionError) as error:
         raise InvalidCursor(str(error)) from None
-    if moment.tzinfo is None or not 0 < conversation_id <= MAX_RECORD_ID:
-        raise InvalidCursor("cursor out of range")
-    return moment, conversation_id
+    if not isinstance(values, list):
+        raise InvalidCursor("not a list")
+    return values
+
+
+def cursor_moment(values: list, index: int) -> datetime:
+    try:
+        moment = datetime.fromisoformat(values[index])
+    except (IndexError, TypeError, ValueError):
+        raise InvalidCursor("no time where the cursor needs one") from None
+    if moment.tzinfo is None:
+        raise InvalidCursor("a time without its zone")
+    return moment
+
+
+def cursor_id(values: list, index: int) -> int:
+    last_id = values[index] if index < len(values) else None
+    if isinstance(last_id, bool) or not isinstance(last_id, int) or not 0 < last_id <= MAX_RECORD_ID:
+        raise InvalidCursor("no conversation id where the cursor needs one")
+    return last_id
 
 
 def latest_message_of(conversation_id) -> ScalarSelect:

@@ -13,8 +13,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import and_, exists, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from app.domain.conversations import window_condition
-from app.domain.window import WINDOW_LENGTH, WindowState
+from app.domain.window import WINDOW_LENGTH, WindowState, window_condition
 from app.extensions import db
 from app.models import (
     AuditEvent,

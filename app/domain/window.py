@@ -4,6 +4,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
+from sqlalchemy import and_
+
+from app.models import Conversation
+
 WINDOW_LENGTH = timedelta(hours=24)
 
 
@@ -38,3 +42,16 @@ def window_status(last_inbound_at: datetime | None, now: datetime, warning: time
         return WindowStatus(WindowState.CLOSED, expires_at, timedelta(0))
     state = WindowState.CLOSING if remaining < warning else WindowState.OPEN
     return WindowStatus(state, expires_at, remaining)
+
+
+def window_condition(state: str, now: datetime, warning: timedelta):
+    """The SQL twin of window_status(): which last-inbound times put a conversation in ``state``."""
+    expired_before = now - WINDOW_LENGTH
+    closing_before = expired_before + warning
+    inbound = Conversation.last_inbound_at
+    return {
+        WindowState.OPEN: inbound >= closing_before,
+        WindowState.CLOSING: and_(inbound > expired_before, inbound < closing_before),
+        WindowState.CLOSED: inbound <= expired_before,
+        WindowState.UNKNOWN: inbound.is_(None),
+    }[WindowState(state)]

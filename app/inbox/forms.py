@@ -67,7 +67,11 @@ class InboxFilterForm(FlaskForm):
     class Meta:
         csrf = False
 
-    scope = SelectField("Show", choices=choices(all="All", mine="Mine", unassigned="Unassigned"), default="all")
+    scope = SelectField(
+        "Show",
+        choices=choices(all="All", mine="Mine", unassigned="Unassigned", waiting="Waiting for a human"),
+        default="all",
+    )
     window = SelectField(
         "Window",
         choices=choices(
@@ -80,6 +84,7 @@ class InboxFilterForm(FlaskForm):
         "Sort", choices=choices(recent="Latest activity", closing_soon="Window closes soonest"), default="recent"
     )
     paused = BooleanField("Assistant paused")
+    unanswered = BooleanField("Customer wrote last")
     q = SearchField("Search")
 
     def to_filters(self) -> InboxFilters:
@@ -90,6 +95,7 @@ class InboxFilterForm(FlaskForm):
                 scope=self.scope.data or "all",
                 window=self.window.data or None,
                 paused_only=bool(self.paused.data),
+                unanswered_only=bool(self.unanswered.data),
                 status=self.status.data or ConversationStatus.OPEN,
                 query=query,
                 sort=self.sort.data or "recent",

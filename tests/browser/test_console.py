@@ -172,8 +172,9 @@ def test_filters_narrow_the_list_in_place_and_update_the_url(page, live_server, 
     choose("Window", "Any window", "window=&", everyone_open)
     choose("Status", "Resolved", "status=resolved", [CAMILA])
     choose("Status", "Open", "status=open", everyone_open)
-    # Soonest-closing first; closed and never-opened windows have nothing to close.
-    choose("Sort", "Window closes soonest", "sort=closing_soon", [MATIAS, VALENTINA, seeded.open_name])
+    # Soonest-closing first; closed windows after the open ones, then customers who never wrote.
+    by_closing = [MATIAS, VALENTINA, seeded.open_name, seeded.closed_name, JOAQUIN]
+    choose("Sort", "Window closes soonest", "sort=closing_soon", by_closing)
 
     page.get_by_label("Assistant paused").check()
     expect(page).to_have_url(re.compile(r"paused=y"))
@@ -184,13 +185,13 @@ def test_filters_narrow_the_list_in_place_and_update_the_url(page, live_server, 
 
     page.get_by_label("Assistant paused").uncheck()
     expect(page).not_to_have_url(re.compile(r"paused="))
-    expect_rows(page, [MATIAS, VALENTINA, seeded.open_name])
+    expect_rows(page, by_closing)
     assert_not_reloaded(page)
 
     # The URL is the state: loading it again shows the same filters and list.
     page.reload()
     expect(filter_select(page, "Sort")).to_have_value("closing_soon")
-    expect_rows(page, [MATIAS, VALENTINA, seeded.open_name])
+    expect_rows(page, by_closing)
     assert page_errors == []
 
 
