@@ -404,6 +404,8 @@ class HandoffPhrase(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     language: Mapped[str] = mapped_column(String(8))
     phrase: Mapped[str] = mapped_column(String(200))
-    folded: Mapped[str] = mapped_column(String(200))  # searchable_text(phrase), words single-spaced
+    folded: Mapped[str] = mapped_column(String(200))  # handoffs.words_of(phrase): what a message is matched on
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+
+    created_by: Mapped[User | None] = relationship()

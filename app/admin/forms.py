@@ -3,6 +3,7 @@ from wtforms import EmailField, PasswordField, SelectChoice, SelectField, String
 from wtforms.validators import DataRequired, Length
 
 from app.domain.accounts import AccountError, check_password_strength
+from app.domain.handoff_phrases import LANGUAGES
 from app.models import Role
 
 ROLE_CHOICES = [SelectChoice(role.value, role.value.capitalize()) for role in Role]
@@ -33,3 +34,11 @@ class RoleForm(FlaskForm):
 
 class PasswordResetForm(FlaskForm):
     password = PasswordField("New password", validators=[DataRequired()])
+
+
+class HandoffPhraseForm(FlaskForm):
+    language = SelectField(
+        "Language", choices=[SelectChoice(code, name) for code, name in LANGUAGES.items()], validate_choice=False
+    )
+    phrase = StringField("Phrase")
+    submit = SubmitField("Add phrase")

@@ -6,15 +6,16 @@ from wtforms import SelectChoice
 
 from app import vambe_client
 from app.admin import bp
-from app.admin.forms import NewUserForm, PasswordResetForm, RoleForm
+from app.admin.forms import HandoffPhraseForm, NewUserForm, PasswordResetForm, RoleForm
 from app.clock import utcnow
 from app.domain import administering
 from app.domain.accounts import AccountError, change_role, create_user, list_users, reset_password, set_active
 from app.domain.conversations import business_numbers
+from app.domain.handoff_phrases import LANGUAGES, PhraseRefused, add_phrase, list_phrases, remove_phrase
 from app.extensions import db
 from app.htmx import render_page_or_partial
 from app.inputs import day, record_id
-from app.models import AuditKind, Role, User, WebhookDelivery
+from app.models import AuditKind, HandoffPhrase, Role, User, WebhookDelivery
 from app.presenting import AUDIT_LABELS, start_of_local_day
 from app.security import role_required
 from app.vambe import VambeError
@@ -153,6 +154,47 @@ def replay(delivery_id: int):
     delivery = administering.replay(db.get_or_404(WebhookDelivery, delivery_id), actor=actor(), now=utcnow())
     flash(f"Delivery #{delivery.id} replayed: {delivery.state}.")
     return redirect(url_for("admin.settings", _anchor="deliveries"), 303)
+
+
+@bp.get("/handoff-phrases")
+@admin_only
+def handoff_phrases():
+    return render_phrases(HandoffPhraseForm(formdata=None))
+
+
+@bp.post("/handoff-phrases")
+@admin_only
+def create_handoff_phrase():
+    form = HandoffPhraseForm()
+    if form.validate_on_submit():
+        try:
+            phrase = add_phrase(form.language.data or "", form.phrase.data or "", actor(), now=utcnow())
+        except PhraseRefused as refusal:
+            form.phrase.errors.append(str(refusal))
+        else:
+            flash(f"Added “{phrase.phrase}” ({LANGUAGES[phrase.language]}).")
+            return redirect(url_for("admin.handoff_phrases"), 303)
+    return render_phrases(form, status=422)
+
+
+@bp.post("/handoff-phrases/<id:phrase_id>/delete")
+@admin_only
+def delete_handoff_phrase(phrase_id: int):
+    phrase = db.get_or_404(HandoffPhrase, phrase_id, description="That phrase is no longer in the list.")
+    remove_phrase(phrase, actor(), now=utcnow())
+    flash(f"Removed “{phrase.phrase}”.")
+    return redirect(url_for("admin.handoff_phrases"), 303)
+
+
+def render_phrases(form: HandoffPhraseForm, status: int = 200):
+    return render_page_or_partial(
+        "admin/handoff_phrases.html",
+        "admin/handoff_phrases.html",
+        status=status,
+        form=form,
+        phrases=list_phrases(),
+        languages=LANGUAGES,
+    )
 
 
 @bp.get("/audit")

@@ -1,0 +1,60 @@
+"""The words with which customers ask for a person, kept by admins: a message containing one queues its
+conversation for a human (see app/domain/handoffs.py)."""
+
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from app.domain.handoffs import words_of
+from app.extensions import db
+from app.models import AuditEvent, AuditKind, HandoffPhrase, User
+
+LANGUAGES = {"es": "Spanish", "pt": "Portuguese", "en": "English"}
+MIN_LENGTH, MAX_LENGTH = 2, 100
+
+
+class PhraseRefused(ValueError):
+    """The phrase cannot be added as given."""
+
+
+def list_phrases() -> list[HandoffPhrase]:
+    return list(db.session.scalars(select(HandoffPhrase).order_by(HandoffPhrase.language, HandoffPhrase.folded)))
+
+
+def add_phrase(language: str, phrase: str, actor: User, *, now: datetime) -> HandoffPhrase:
+    """Add ``phrase`` to the list for ``language``; commits, with its audit event."""
+    if language not in LANGUAGES:
+        raise PhraseRefused(f"Choose a language: {', '.join(LANGUAGES.values())}.")
+    phrase = " ".join(phrase.split())
+    if not MIN_LENGTH <= len(phrase) <= MAX_LENGTH:
+        raise PhraseRefused(f"A phrase has {MIN_LENGTH} to {MAX_LENGTH} characters.")
+    if not phrase.isprintable():
+        raise PhraseRefused("A phrase cannot hold control characters.")
+    folded = words_of(phrase)
+    if not any(character.isalpha() for character in folded):
+        raise PhraseRefused("A phrase needs words: punctuation or numbers alone match nothing.")
+    added = HandoffPhrase(language=language, phrase=phrase, folded=folded, created_at=now, created_by=actor)
+    db.session.add(added)
+    audit(AuditKind.HANDOFF_PHRASE_ADDED, added, actor, now)
+    try:
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()
+        raise PhraseRefused(f"“{phrase}” is already in the {LANGUAGES[language]} list.") from None
+    return added
+
+
+def remove_phrase(phrase: HandoffPhrase, actor: User, *, now: datetime) -> None:
+    """Take ``phrase`` off the list; commits, with its audit event."""
+    audit(AuditKind.HANDOFF_PHRASE_REMOVED, phrase, actor, now)
+    db.session.delete(phrase)
+    db.session.commit()
+
+
+def audit(kind: AuditKind, phrase: HandoffPhrase, actor: User, now: datetime) -> None:
+    db.session.add(
+        AuditEvent(
+            occurred_at=now, kind=kind, actor=actor, details={"language": phrase.language, "phrase": phrase.phrase}
+        )
+    )
