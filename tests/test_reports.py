@@ -107,6 +107,9 @@ def test_reports_page_and_csv(app, auth, data):
             "outside_window_failed",
             "failed_sends",
             "unknown_sends",
+            "handoffs_answered",
+            "median_first_response_seconds",
+            "p90_first_response_seconds",
         ]
     )
 

@@ -8,9 +8,10 @@ from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Row, select
+from sqlalchemy.orm import joinedload
 
 from app.extensions import db
-from app.models import Author, Direction, Message, Outcome, User
+from app.models import Author, Direction, Handoff, Message, Outcome, User
 
 # Response-time buckets for the distribution chart: (upper bound, label).
 RESPONSE_BUCKETS = [
@@ -33,6 +34,9 @@ class AgentDay:
     overrides: Counter = field(default_factory=Counter)  # outcome -> count, for sends outside the window
     failed: int = 0
     unknown: int = 0
+    agent_id: int | None = None
+    # Per handoff this agent answered: from entering the queue to this agent's first reply.
+    first_responses: list[timedelta] = field(default_factory=list)
 
     @property
     def median_response(self) -> timedelta | None:
@@ -41,6 +45,14 @@ class AgentDay:
     @property
     def p90_response(self) -> timedelta | None:
         return percentile(self.response_times, 90)
+
+    @property
+    def median_first_response(self) -> timedelta | None:
+        return percentile(self.first_responses, 50)
+
+    @property
+    def p90_first_response(self) -> timedelta | None:
+        return percentile(self.first_responses, 90)
 
 
 @dataclass(frozen=True)
@@ -69,9 +81,13 @@ def build_report(since: datetime, until: datetime, zone: ZoneInfo) -> Report:
     """
     names = {user.id: user.name for user in db.session.scalars(select(User))}
     rows: dict[tuple[int, date], AgentDay] = {}
+
+    def row_of(agent_id: int, moment: datetime) -> AgentDay:
+        day = moment.astimezone(zone).date()
+        return rows.setdefault((agent_id, day), AgentDay(names.get(agent_id, "?"), day, agent_id=agent_id))
+
     for message, response_time in agent_sends(since, until):
-        day = message.occurred_at.astimezone(zone).date()
-        row = rows.setdefault((message.author_user_id, day), AgentDay(names.get(message.author_user_id, "?"), day))
+        row = row_of(message.author_user_id, message.occurred_at)
         row.conversations.add(message.conversation_id)
         row.messages_sent += 1
         if response_time is not None:
@@ -80,6 +96,8 @@ def build_report(since: datetime, until: datetime, zone: ZoneInfo) -> Report:
             row.overrides[message.outcome] += 1
         row.failed += message.outcome == Outcome.FAILED
         row.unknown += message.outcome == Outcome.UNKNOWN
+    for answered_by, answered_at, requested_at in answered_handoffs(since, until):
+        row_of(answered_by, answered_at).first_responses.append(answered_at - requested_at)
     ordered = sorted(rows.values(), key=lambda r: (r.agent, r.day))
     return Report(
         since=since,
@@ -122,16 +140,38 @@ def agent_sends(since: datetime, until: datetime) -> Iterable[tuple[Row, timedel
             yield message, (message.occurred_at - started) if started else None
 
 
+def answered_handoffs(since: datetime, until: datetime) -> Iterable[Row]:
+    """Who answered each handoff of the period, when, and since when the customer had waited in the queue."""
+    return db.session.execute(
+        select(Handoff.answered_by_id, Handoff.answered_at, Handoff.requested_at).where(
+            Handoff.answered_at >= since, Handoff.answered_at < until, Handoff.answered_by_id.is_not(None)
+        )
+    )
+
+
+def handoffs_answered_by(agent_id: int, since: datetime, until: datetime) -> list[Handoff]:
+    """The handoffs behind an agent's first-response figures for the period, in the order they were answered."""
+    return list(
+        db.session.scalars(
+            select(Handoff)
+            .where(Handoff.answered_by_id == agent_id, Handoff.answered_at >= since, Handoff.answered_at < until)
+            .options(joinedload(Handoff.conversation))
+            .order_by(Handoff.answered_at, Handoff.id)
+        )
+    )
+
+
 def totals_per_agent(rows: list[AgentDay]) -> list[AgentDay]:
-    totals: dict[str, AgentDay] = {}
+    totals: dict[int | None, AgentDay] = {}
     for row in rows:
-        total = totals.setdefault(row.agent, AgentDay(row.agent, row.day))
+        total = totals.setdefault(row.agent_id, AgentDay(row.agent, row.day, agent_id=row.agent_id))
         total.conversations |= row.conversations
         total.messages_sent += row.messages_sent
         total.response_times += row.response_times
         total.overrides += row.overrides
         total.failed += row.failed
         total.unknown += row.unknown
+        total.first_responses += row.first_responses
     return list(totals.values())
 
 

@@ -8,13 +8,13 @@ from flask_login import current_user
 from app.clock import utcnow
 from app.domain import conversations
 from app.domain.accounts import list_users
-from app.domain.reporting import build_report
+from app.domain.reporting import build_report, handoffs_answered_by
 from app.domain.searching import iterate_matches, search_messages
 from app.domain.window import window_status
 from app.extensions import db
 from app.htmx import render_page_or_partial
 from app.inputs import day, record_id
-from app.models import Conversation, Role
+from app.models import Conversation, Role, User
 from app.presenting import author_label, start_of_local_day, viewer_zone
 from app.review import bp
 from app.review.forms import SearchForm
@@ -34,6 +34,10 @@ REPORT_COLUMNS = [
     "outside_window_failed",
     "failed_sends",
     "unknown_sends",
+    # Added later, so at the end: a spreadsheet reading columns by position keeps working.
+    "handoffs_answered",
+    "median_first_response_seconds",
+    "p90_first_response_seconds",
 ]
 CSV_COLUMNS = [
     "time_utc",
@@ -113,6 +117,24 @@ def reports():
     return render_page_or_partial("review/reports.html", "review/reports.html", report=report, first=first, last=last)
 
 
+@bp.get("/handoffs")
+@lead_only
+def handoffs():
+    """The handoffs behind one agent's first-response figures: for the report's period, or one day of it."""
+    agent_id = record_id(request.args.get("agent"), "agent")
+    if agent_id is None:
+        abort(400, "Say whose handoffs to list: the link needs ?agent=<user number>.")
+    agent = db.get_or_404(User, agent_id, description=f"There is no user #{agent_id}.")
+    first, last = report_period()
+    one_day = day(request.args.get("day"), "day")
+    if one_day is not None:
+        first = last = one_day
+    answered = handoffs_answered_by(agent.id, start_of_local_day(first), start_of_local_day(last, next_day=True))
+    return render_page_or_partial(
+        "review/handoffs.html", "review/handoffs.html", agent=agent, handoffs=answered, first=first, last=last
+    )
+
+
 @bp.get("/reports.csv")
 @lead_only
 def export_report():
@@ -131,6 +153,9 @@ def export_report():
             row.overrides.get("failed", 0),
             row.failed,
             row.unknown,
+            len(row.first_responses),
+            seconds(row.median_first_response),
+            seconds(row.p90_first_response),
         ]
         for row in report.rows
     )
