@@ -19,6 +19,7 @@ from app.domain.jobs import single_runner
 from app.domain.polling import poll_waiting_contacts
 from app.domain.sending import settle_stuck_sends
 from app.domain.syncing import SyncReport, contacts_to_sync, sync_business_numbers, sync_contact
+from app.domain.templates import TemplateRefused, export_templates, import_templates
 from app.extensions import db
 from app.models import Role
 from app.sandbox.customers import UnknownSandboxPhone, customer_says
@@ -31,6 +32,7 @@ vambe_cli = AppGroup("vambe", help="The connection to Vambe.")
 webhooks_cli = AppGroup("webhooks", help="Stored webhook deliveries.")
 sends_cli = AppGroup("sends", help="Outgoing messages.")
 handoffs_cli = AppGroup("handoffs", help="The queue of customers waiting for a human.")
+templates_cli = AppGroup("templates", help="The account's approved WhatsApp templates.")
 
 DEMO_USERS = [
     ("agent@handoff.test", "Alex Agent", Role.AGENT),
@@ -172,6 +174,24 @@ def report_poll() -> None:
         click.echo(f"Skipped {count}: {reason}")
 
 
+@templates_cli.command("import")
+@click.argument("file", type=click.File("r", encoding="utf-8"))
+def import_templates_command(file) -> None:
+    """Register the templates of a JSON list (id, name, language, body; optionally business_number, category,
+    header, footer, active). All or nothing; importing the same file again changes nothing."""
+    try:
+        added, changed = import_templates(file.read(), now=utcnow())
+    except TemplateRefused as refusal:
+        raise click.ClickException(f"Nothing imported. {refusal}") from None
+    click.echo(f"{added} templates added, {changed} changed.")
+
+
+@templates_cli.command("export")
+def export_templates_command() -> None:
+    """Print every registered template as the JSON list `flask templates import` reads."""
+    click.echo(export_templates(), nl=False)
+
+
 @sandbox_cli.command("customer-says")
 @click.argument("phone")
 @click.argument("text")
@@ -220,4 +240,5 @@ def register(app: Flask) -> None:
     app.cli.add_command(webhooks_cli)
     app.cli.add_command(sends_cli)
     app.cli.add_command(handoffs_cli)
+    app.cli.add_command(templates_cli)
     app.cli.add_command(demo_command)

@@ -83,6 +83,8 @@ class AuditKind(StrEnum):
     HANDOFF_TAKEN = "handoff_taken"
     HANDOFF_PHRASE_ADDED = "handoff_phrase_added"
     HANDOFF_PHRASE_REMOVED = "handoff_phrase_removed"
+    TEMPLATE_SAVED = "template_saved"
+    TEMPLATES_IMPORTED = "templates_imported"
 
 
 class HandoffReason(StrEnum):
@@ -252,6 +254,8 @@ class Message(db.Model):
     outcome_reason: Mapped[str | None] = mapped_column(Text)
     idempotency_key: Mapped[str | None] = mapped_column(String(64), unique=True)
     window_override: Mapped[bool] = mapped_column(default=False)
+    # Sent as this approved template (its name then): the text in ``body`` is the template filled in.
+    template_name: Mapped[str | None] = mapped_column(String(120))
     occurred_at: Mapped[datetime] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -409,3 +413,24 @@ class HandoffPhrase(db.Model):
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
 
     created_by: Mapped[User | None] = relationship()
+
+
+class MessageTemplate(db.Model):
+    """An approved WhatsApp template of the Vambe account, registered by an admin: Vambe lists none."""
+
+    __tablename__ = "message_templates"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    vambe_template_id: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(120))
+    language: Mapped[str] = mapped_column(String(16))  # as Meta names it: "es", "pt_BR", "en_US"
+    category: Mapped[str] = mapped_column(String(32), default="")
+    business_number_id: Mapped[int | None] = mapped_column(ForeignKey("business_numbers.id"))
+    header: Mapped[str] = mapped_column(Text, default="")
+    body: Mapped[str] = mapped_column(Text)  # with {{1}}, {{2}}… where the agent's values go
+    footer: Mapped[str] = mapped_column(Text, default="")
+    active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    business_number: Mapped[BusinessNumber | None] = relationship()

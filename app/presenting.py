@@ -8,8 +8,10 @@ from urllib.parse import unquote
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from flask import Flask, current_app, request
+from markupsafe import Markup, escape
 
 from app.clock import utcnow
+from app.domain.templates import PLACEHOLDER, placeholder_count
 from app.models import AuditKind, Author, Handoff, HandoffReason, Message, Outcome
 
 TIME_ZONE_COOKIE = "tz"
@@ -70,6 +72,19 @@ def duration(span: timedelta | int) -> str:
         return "under a minute"
     hours, minutes = divmod(minutes, 60)
     return f"{hours} h {minutes} m" if hours else f"{minutes} m"
+
+
+def template_preview(body: str) -> Markup:
+    """A template's body with each placeholder as a slot the agent's values fill in (console.js)."""
+    parts, last = [], 0
+    for match in PLACEHOLDER.finditer(body):
+        number = match.group(1)
+        parts += [
+            escape(body[last : match.start()]),
+            Markup('<mark data-slot="{}">{{{{{}}}}}</mark>').format(number, number),
+        ]
+        last = match.end()
+    return Markup("").join([*parts, escape(body[last:])])
 
 
 def waited_since(moment: datetime) -> str:
@@ -150,6 +165,8 @@ def register(app: Flask) -> None:
     app.jinja_env.filters["duration"] = duration
     app.jinja_env.filters["author_label"] = author_label
     app.jinja_env.filters["waited_since"] = waited_since
+    app.jinja_env.filters["template_preview"] = template_preview
+    app.jinja_env.filters["placeholder_count"] = placeholder_count
     app.jinja_env.filters["handoff_reason"] = handoff_reason
     app.jinja_env.globals["OUTCOME_LABELS"] = OUTCOME_LABELS
     app.jinja_env.globals["AUDIT_LABELS"] = AUDIT_LABELS

@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote
 
 import requests
 from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
@@ -166,6 +167,18 @@ class VambeClient:
     def send_session_message(self, message: SessionMessage) -> Accepted:
         """Send a free-form WhatsApp message; raise a VambeError subclass unless Vambe answers 201."""
         response = self._request("POST", SEND_SESSION_MESSAGE_PATH, json=message.to_payload())
+        if response.status_code != 201:
+            raise error_for(response)
+        return Accepted(provider_message_id=message_id_from(json_or_none(response)))
+
+    def send_template(
+        self, phone: str, template_id: str, variables: list[str], from_phone_number: str | None
+    ) -> Accepted:
+        """Send an approved template (it reaches the customer whatever the window); raise a VambeError subclass
+        unless Vambe answers 201. ``meta_data`` is always sent: the reference marks it required."""
+        params = {"from-phone-number": from_phone_number} if from_phone_number else None
+        path = f"/api/public/whatsapp/message/send/{quote(phone, safe='')}/template/{quote(template_id, safe='')}"
+        response = self._request("POST", path, params=params, json={"variables": variables, "meta_data": {}})
         if response.status_code != 201:
             raise error_for(response)
         return Accepted(provider_message_id=message_id_from(json_or_none(response)))

@@ -240,6 +240,24 @@
     Notification.requestPermission().then(checkAlerts);
   });
 
+  // A template's preview follows the values typed for its placeholders.
+  function fillSlots(input) {
+    var number = input.getAttribute("data-template-value");
+    input.form.querySelectorAll('[data-slot="' + number + '"]').forEach(function (slot) {
+      slot.textContent = input.value.trim() || "{{" + number + "}}";
+    });
+  }
+
+  function fillPreviews() {
+    document.querySelectorAll("[data-template-value]").forEach(fillSlots);
+  }
+
+  document.addEventListener("input", function (event) {
+    if (event.target.matches && event.target.matches("[data-template-value]")) fillSlots(event.target);
+  });
+  document.addEventListener("htmx:after:swap", fillPreviews);
+  document.addEventListener("DOMContentLoaded", fillPreviews);
+
   document.addEventListener("htmx:after:swap", checkAlerts);
   document.addEventListener("htmx:after:swap", checkThread);
   document.addEventListener("DOMContentLoaded", checkThread);

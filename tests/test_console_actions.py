@@ -670,7 +670,7 @@ class TestNewerReply:
         assert ("confirm_outside_window", "yes", "Send anyway") in carried.buttons
         assert messages_by(app, conversation_id, agent) == []
 
-        final = composer(html, confirm_outside_window="yes")
+        final = composer(html, confirm_outside_window="yes", override_reason="Lo pidió el cliente")
         for _ in range(2):
             assert auth.client.post(url, data=final, headers=PARTIAL).status_code == 200
 
@@ -685,7 +685,7 @@ class TestNewerReply:
 
 
 class TestRetry:
-    def test_a_failed_send_offers_retry_with_the_text_and_the_retry_sends_once(self, app, auth, agent):
+    def test_a_send_refused_for_the_window_offers_a_template_and_the_kept_text_sends_once_later(self, app, auth, agent):
         conversation_id = sandbox_conversation(app, last_inbound_ago=timedelta(hours=30))
         url = f"/conversations/{conversation_id}/messages"
         text = "Hola Camila, tu pedido ya salió"
@@ -693,6 +693,7 @@ class TestRetry:
             auth.client.get(f"/conversations/{conversation_id}").get_data(as_text=True),
             message=text,
             confirm_outside_window="yes",
+            override_reason="Seguimiento",
         )
 
         failed = auth.client.post(url, data=form, headers=PARTIAL)
@@ -700,8 +701,10 @@ class TestRetry:
         html = failed.get_data(as_text=True)
         assert failed.status_code == 200
         assert "Not sent" in html and "#131047" in html
+        # WhatsApp refused it for the closed window: the way on is a template, not a retry that must fail.
+        assert '<a href="#template-panel">send a template</a>' in html
         retry = read_form(html)
-        assert (None, None, "Retry") in retry.buttons
+        assert (None, None, "Retry") not in retry.buttons
         assert retry.fields["message"] == text
         assert retry.fields["idempotency_key"] != form["idempotency_key"]
         [first] = messages_by(app, conversation_id, agent)
@@ -733,18 +736,21 @@ class TestRetry:
             )
         assert delivered == 1
 
-    def test_a_failed_send_without_htmx_shows_retry_too(self, app, auth, agent):
+    def test_a_failed_send_without_htmx_offers_the_template_path_too(self, app, auth, agent):
         conversation_id = sandbox_conversation(app, last_inbound_ago=timedelta(hours=30))
         form = composer(
             auth.client.get(f"/conversations/{conversation_id}").get_data(as_text=True),
             message="Texto que se conserva",
             confirm_outside_window="yes",
+            override_reason="Seguimiento",
         )
         response = auth.client.post(f"/conversations/{conversation_id}/messages", data=form)
         assert response.status_code == 200
-        retry = read_form(response.get_data(as_text=True))
-        assert (None, None, "Retry") in retry.buttons
-        assert retry.fields["message"] == "Texto que se conserva"
+        html = response.get_data(as_text=True)
+        assert "send a template" in html
+        after = read_form(html)
+        assert (None, None, "Retry") not in after.buttons
+        assert after.fields["message"] == "Texto que se conserva"
 
     def test_a_successful_send_offers_send_not_retry(self, app, auth, agent):
         conversation_id = sandbox_conversation(app)

@@ -130,7 +130,9 @@ def test_closed_window_is_announced_before_typing(app, client, agent):
         as_text=True
     )
     assert "The 24-hour window closed" in html
-    assert "Send anyway" not in html
+    # Free text needs a reason and "Send anyway"; there is no plain Send to press by mistake.
+    assert 'name="override_reason"' in html and ">Send anyway</button>" in html
+    assert ">Send</button>" not in html
 
 
 def test_send_outside_the_window_asks_for_confirmation_then_records_the_override(app, auth, agent):
@@ -143,8 +145,16 @@ def test_send_outside_the_window_asks_for_confirmation_then_records_the_override
     assert "Hola Camila, ¿sigues ahí?" in html  # the text survives the warning
     assert messages_of(app, conversation_id)[-1].direction == "inbound"
 
-    confirmed = auth.client.post(
+    no_reason = auth.client.post(
         f"/conversations/{conversation_id}/messages", data={**form, "confirm_outside_window": "yes"}, headers=PARTIAL
+    )
+    assert no_reason.status_code == 409 and "Say why (a few words)" in no_reason.get_data(as_text=True)
+    assert messages_of(app, conversation_id)[-1].direction == "inbound"
+
+    confirmed = auth.client.post(
+        f"/conversations/{conversation_id}/messages",
+        data={**form, "confirm_outside_window": "yes", "override_reason": "Lo pidió por teléfono"},
+        headers=PARTIAL,
     )
     assert confirmed.status_code == 200
     message = messages_of(app, conversation_id)[-1]
@@ -152,12 +162,15 @@ def test_send_outside_the_window_asks_for_confirmation_then_records_the_override
     assert "#131047" in message.outcome_reason
     assert "Hola Camila, ¿sigues ahí?" in confirmed.get_data(as_text=True)  # kept for a retry
     with app.app_context():
-        assert db.session.scalar(select(func.count(AuditEvent.id)).where(AuditEvent.kind == "window_override")) == 1
+        [override] = db.session.scalars(select(AuditEvent).where(AuditEvent.kind == "window_override")).all()
+        assert override.details["reason"] == "Lo pidió por teléfono"
 
 
 def test_failed_send_without_htmx_renders_the_page_with_the_text_kept(app, auth, agent):
     conversation_id = make_conversation(app, last_inbound_ago=timedelta(hours=30))
-    form = send_form(auth, conversation_id, message="Texto que no se pierde", confirm_outside_window="yes")
+    form = send_form(
+        auth, conversation_id, message="Texto que no se pierde", confirm_outside_window="yes", override_reason="Urgente"
+    )
     response = auth.client.post(f"/conversations/{conversation_id}/messages", data=form)
     assert response.status_code == 200
     html = response.get_data(as_text=True)

@@ -171,7 +171,12 @@ class TestCustomerSays:
         refused = send_reply(
             conversation,
             factories.make_user(),
-            Reply(text="¿Sigues interesado?", idempotency_key=uuid.uuid4().hex, confirmed_outside_window=True),
+            Reply(
+                text="¿Sigues interesado?",
+                idempotency_key=uuid.uuid4().hex,
+                confirmed_outside_window=True,
+                override_reason="Seguimiento acordado",
+            ),
             client=app_ctx.extensions["vambe_client"],
             now=utcnow(),
             warning=app_ctx.config["WINDOW_WARNING"],

@@ -247,7 +247,14 @@ class TestRecordedBeforeTheCall:
         conversation, key = open_conversation(last_inbound_at=NOW - timedelta(hours=30)), new_key()
         probe = StoreProbingClient(REENGAGEMENT, key)
 
-        send(conversation, agent, probe, idempotency_key=key, confirmed_outside_window=True)
+        send(
+            conversation,
+            agent,
+            probe,
+            idempotency_key=key,
+            confirmed_outside_window=True,
+            override_reason="El cliente lo pidió",
+        )
 
         assert probe.rows_seen == [(Outcome.SENDING, TEXT)]
         assert probe.override_events_seen == 1
@@ -416,7 +423,13 @@ class TestWindow:
         expired_at = NOW - timedelta(hours=1, seconds=30)
         conversation = open_conversation(last_inbound_at=expired_at - timedelta(hours=24))
 
-        message = send(conversation, agent, RaisingClient(REENGAGEMENT), confirmed_outside_window=True)
+        message = send(
+            conversation,
+            agent,
+            RaisingClient(REENGAGEMENT),
+            confirmed_outside_window=True,
+            override_reason="El cliente lo pidió",
+        )
 
         assert message.window_override is True
         [event] = audit_events(AuditKind.WINDOW_OVERRIDE)
@@ -429,7 +442,13 @@ class TestWindow:
     def test_a_confirmed_send_to_a_contact_who_never_wrote_is_recorded_as_an_override(self, agent):
         conversation = open_conversation(last_inbound_at=None)
 
-        message = send(conversation, agent, RaisingClient(REENGAGEMENT), confirmed_outside_window=True)
+        message = send(
+            conversation,
+            agent,
+            RaisingClient(REENGAGEMENT),
+            confirmed_outside_window=True,
+            override_reason="El cliente lo pidió",
+        )
 
         assert message.window_override is True
         [event] = audit_events(AuditKind.WINDOW_OVERRIDE)
@@ -439,7 +458,9 @@ class TestWindow:
     def test_confirming_inside_the_window_is_not_an_override(self, agent, vambe):
         conversation = factories.make_sandbox_conversation()
 
-        message = send_live(conversation, agent, vambe, confirmed_outside_window=True)
+        message = send_live(
+            conversation, agent, vambe, confirmed_outside_window=True, override_reason="El cliente lo pidió"
+        )
 
         assert message.outcome == Outcome.SENT
         assert message.window_override is False
@@ -449,7 +470,9 @@ class TestWindow:
     def test_whatsapp_refuses_a_confirmed_send_outside_the_window(self, agent, vambe, last_inbound_ago):
         conversation = factories.make_sandbox_conversation(last_inbound_ago=last_inbound_ago)
 
-        message = send_live(conversation, agent, vambe, confirmed_outside_window=True)
+        message = send_live(
+            conversation, agent, vambe, confirmed_outside_window=True, override_reason="El cliente lo pidió"
+        )
 
         assert message.outcome == Outcome.FAILED
         assert "#131047" in message.outcome_reason

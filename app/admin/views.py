@@ -6,16 +6,17 @@ from wtforms import SelectChoice
 
 from app import vambe_client
 from app.admin import bp
-from app.admin.forms import HandoffPhraseForm, NewUserForm, PasswordResetForm, RoleForm
+from app.admin.forms import HandoffPhraseForm, NewUserForm, PasswordResetForm, RoleForm, TemplateRegistryForm
 from app.clock import utcnow
 from app.domain import administering
 from app.domain.accounts import AccountError, change_role, create_user, list_users, reset_password, set_active
 from app.domain.conversations import business_numbers
 from app.domain.handoff_phrases import LANGUAGES, PhraseRefused, add_phrase, list_phrases, remove_phrase
+from app.domain.templates import TemplateRefused, list_templates, save_template
 from app.extensions import db
 from app.htmx import render_page_or_partial
 from app.inputs import day, record_id
-from app.models import AuditKind, HandoffPhrase, Role, User, WebhookDelivery
+from app.models import AuditKind, HandoffPhrase, MessageTemplate, Role, User, WebhookDelivery
 from app.presenting import AUDIT_LABELS, start_of_local_day
 from app.security import role_required
 from app.vambe import VambeError
@@ -194,6 +195,59 @@ def render_phrases(form: HandoffPhraseForm, status: int = 200):
         form=form,
         phrases=list_phrases(),
         languages=LANGUAGES,
+    )
+
+
+@bp.get("/templates")
+@admin_only
+def templates():
+    return render_templates(TemplateRegistryForm(formdata=None))
+
+
+@bp.post("/templates")
+@admin_only
+def create_template():
+    return saved_template(TemplateRegistryForm(), None)
+
+
+@bp.get("/templates/<id:template_id>")
+@admin_only
+def edit_template(template_id: int):
+    template = db.get_or_404(MessageTemplate, template_id, description="That template is not registered.")
+    form = TemplateRegistryForm(formdata=None, obj=template, business_number=template.business_number_id)
+    return render_templates(form, editing=template)
+
+
+@bp.post("/templates/<id:template_id>")
+@admin_only
+def update_template(template_id: int):
+    template = db.get_or_404(MessageTemplate, template_id, description="That template is not registered.")
+    return saved_template(TemplateRegistryForm(), template)
+
+
+def saved_template(form: TemplateRegistryForm, template: MessageTemplate | None):
+    form.offer_numbers(business_numbers())
+    if form.validate_on_submit():
+        try:
+            saved = save_template(form.to_fields(), actor(), now=utcnow(), template=template)
+        except TemplateRefused as refusal:
+            db.session.rollback()
+            form.body.errors.append(str(refusal))
+        else:
+            flash(f"Saved the template “{saved.name}”.")
+            return redirect(url_for("admin.templates"), 303)
+    return render_templates(form, editing=template, status=422)
+
+
+def render_templates(form: TemplateRegistryForm, editing: MessageTemplate | None = None, status: int = 200):
+    form.offer_numbers(business_numbers())
+    return render_page_or_partial(
+        "admin/templates.html",
+        "admin/templates.html",
+        status=status,
+        form=form,
+        editing=editing,
+        templates=list_templates(),
     )
 
 

@@ -2,6 +2,7 @@
 
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -10,6 +11,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from app.domain.handoffs import record_human_reply, record_taken
 from app.domain.ingesting import advance_conversation, advance_outcome
+from app.domain.templates import TemplateRefused, filled
 from app.domain.window import WindowStatus, window_status
 from app.extensions import db
 from app.models import (
@@ -20,15 +22,19 @@ from app.models import (
     Conversation,
     Direction,
     Message,
+    MessageTemplate,
     Outcome,
     User,
     WebhookDelivery,
 )
-from app.vambe import SessionMessage, VambeClient, VambeError
+from app.vambe import Accepted, SessionMessage, VambeClient, VambeError
 
 log = logging.getLogger(__name__)
 
 MAX_MESSAGE_LENGTH = 4096  # WhatsApp's cap on a text body
+MIN_REASON = 3  # an override's reason: a few words, but something
+# WhatsApp's answer to a free-form message outside the window (error 131047), however Vambe words it.
+REENGAGEMENT = re.compile(r"131047|re-?engagement|24 ?hours? (have )?passed|outside (of )?the (24|customer)", re.I)
 IDEMPOTENCY_KEY_PATTERN = re.compile(r"[A-Za-z0-9_-]{8,64}")
 
 
@@ -45,11 +51,12 @@ class NewerReply(Exception):
 
 
 class OutsideWindow(Exception):
-    """The 24h window is not open and the agent has not confirmed sending anyway."""
+    """The 24h window is not open and the agent has not confirmed sending anyway, with a reason."""
 
-    def __init__(self, window: WindowStatus):
+    def __init__(self, window: WindowStatus, reason_missing: bool = False):
         super().__init__(f"the 24h window is {window.state}")
         self.window = window
+        self.reason_missing = reason_missing  # the agent confirmed, but did not say why
 
 
 @dataclass(frozen=True)
@@ -62,6 +69,7 @@ class Reply:
     quoted_message_id: int | None = None
     business_number_id: int | None = None
     confirmed_outside_window: bool = False
+    override_reason: str = ""  # why a free-form message goes out although the window is not open
     # The newest message the agent had seen when the composer was rendered.
     seen_through_message_id: int | None = None
     confirmed_newer_reply: bool = False
@@ -98,8 +106,9 @@ def send_reply(
         if newer is not None and not reply.confirmed_newer_reply:
             raise NewerReply(newer)
         window = window_status(conversation.last_inbound_at, now, warning)
-        if not window.allows_free_form and not reply.confirmed_outside_window:
-            raise OutsideWindow(window)
+        reason = " ".join(reply.override_reason.split())
+        if not window.allows_free_form and not (reply.confirmed_outside_window and len(reason) >= MIN_REASON):
+            raise OutsideWindow(window, reason_missing=reply.confirmed_outside_window)
     except (SendRefused, NewerReply, OutsideWindow):
         db.session.rollback()  # nothing stored; let the next send go
         raise
@@ -126,7 +135,7 @@ def send_reply(
         db.session.flush()
         advance_conversation(conversation.id, Direction.OUTBOUND, now)
         if message.window_override:
-            db.session.add(override_event(message, agent, window, now))
+            db.session.add(override_event(message, agent, window, reason, now))
         if newer is not None:
             db.session.add(newer_reply_event(message, agent, newer, now))
         if assign_unassigned and conversation.assignee_id is None:
@@ -144,14 +153,14 @@ def send_reply(
         reply_message_id=quoted.provider_message_id if quoted else None,
         from_phone_number=number.phone_number if number else None,
     )
-    deliver(message, outgoing, agent, client=client, now=now)
+    deliver(message, lambda: client.send_session_message(outgoing), agent, pause=reply.pause_assistant, now=now)
     return message
 
 
-def deliver(message: Message, outgoing: SessionMessage, agent: User, *, client: VambeClient, now: datetime) -> None:
-    """Make the one Vambe call for ``message`` and commit its outcome."""
+def deliver(message: Message, call: Callable[[], Accepted], agent: User, *, pause: bool, now: datetime) -> None:
+    """Make the one Vambe ``call`` for ``message`` and commit its outcome."""
     try:
-        accepted = client.send_session_message(outgoing)
+        accepted = call()
     except VambeError as error:
         settle(message, Outcome.UNKNOWN if error.delivery_unknown else Outcome.FAILED, error.agent_message, now)
     except Exception:
@@ -164,7 +173,7 @@ def deliver(message: Message, outgoing: SessionMessage, agent: User, *, client: 
             now,
         )
     else:
-        record_acceptance(message, accepted.provider_message_id, agent, pause=outgoing.pause_assistant, now=now)
+        record_acceptance(message, accepted.provider_message_id, agent, pause=pause, now=now)
     if message.outcome != Outcome.FAILED:  # sent, or may have been: either way the customer was answered
         record_human_reply(message, agent, now=now)
     db.session.commit()
@@ -263,6 +272,95 @@ def absorb_copy(message: Message, provider_message_id: str, now: datetime) -> No
     db.session.flush()
 
 
+def needs_a_template(message: Message) -> bool:
+    """Whether ``message`` failed because the window had closed: only a template can follow it, not a retry."""
+    return message.outcome == Outcome.FAILED and bool(REENGAGEMENT.search(message.outcome_reason or ""))
+
+
+@dataclass(frozen=True)
+class TemplateSend:
+    """The template an agent chose, and the values for its placeholders in order."""
+
+    template_id: int
+    values: list[str]
+    idempotency_key: str
+
+
+def send_template(
+    conversation: Conversation,
+    agent: User,
+    chosen: TemplateSend,
+    *,
+    client: VambeClient,
+    now: datetime,
+    assign_unassigned: bool = True,
+) -> Message:
+    """Send an approved template once per idempotency key, whatever the window, and return its message settled
+    to its outcome. Like a reply: stored as "sending" and committed before Vambe is called. The template call has
+    no pause flag, so the AI assistant stays as it was (recorded: ``pause_assistant`` False).
+
+    Raises SendRefused before anything is stored."""
+    db.session.execute(update(Conversation).where(Conversation.id == conversation.id).values(id=Conversation.id))
+    existing = message_with_key(chosen.idempotency_key, conversation)
+    if existing is not None:
+        db.session.rollback()
+        return existing
+    try:
+        template = usable_template(conversation, chosen.template_id)
+        text = filled(template, chosen.values)
+        if not conversation.phone:
+            raise SendRefused(
+                "Handoff does not know this customer's phone number, which the template call needs: "
+                "use Refresh from Vambe first."
+            )
+    except (SendRefused, TemplateRefused) as refusal:
+        db.session.rollback()
+        raise SendRefused(str(refusal)) from None
+    message = Message(
+        conversation=conversation,
+        direction=Direction.OUTBOUND,
+        author=Author.AGENT,
+        author_user=agent,
+        body=text,
+        pause_assistant=False,
+        business_number=conversation.business_number,
+        outcome=Outcome.SENDING,
+        idempotency_key=chosen.idempotency_key,
+        template_name=template.name,
+        occurred_at=now,
+        created_at=now,
+        updated_at=now,
+    )
+    db.session.add(message)
+    try:
+        db.session.flush()
+        advance_conversation(conversation.id, Direction.OUTBOUND, now)
+        if assign_unassigned and conversation.assignee_id is None:
+            assign_to_replier(conversation, agent, now)
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()
+        return message_with_key(chosen.idempotency_key, conversation)
+    number = conversation.business_number
+    phone = conversation.phone.lstrip("+")
+    values = [value.strip() for value in chosen.values]
+    call = lambda: client.send_template(  # noqa: E731
+        phone, template.vambe_template_id, values, number.phone_number if number else None
+    )
+    deliver(message, call, agent, pause=False, now=now)
+    return message
+
+
+def usable_template(conversation: Conversation, template_id: int) -> MessageTemplate:
+    template = db.session.get(MessageTemplate, template_id)
+    if template is None or not template.active:
+        raise SendRefused("That template is not available any more: choose another.")
+    number = conversation.business_number_id
+    if template.business_number_id is not None and number is not None and template.business_number_id != number:
+        raise SendRefused(f"“{template.name}” belongs to another business number than this customer writes to.")
+    return template
+
+
 def pause_assistant(conversation: Conversation, agent: User, message: Message, now: datetime) -> None:
     """Record that Vambe paused the AI assistant for this contact because of ``message``."""
     conversation.assistant_paused_at = now
@@ -279,8 +377,8 @@ def pause_assistant(conversation: Conversation, agent: User, message: Message, n
     )
 
 
-def override_event(message: Message, agent: User, window: WindowStatus, now: datetime) -> AuditEvent:
-    details: dict = {"window_state": str(window.state)}
+def override_event(message: Message, agent: User, window: WindowStatus, reason: str, now: datetime) -> AuditEvent:
+    details: dict = {"window_state": str(window.state), "reason": reason}
     if window.expires_at is not None:
         details["window_expired_at"] = window.expires_at.isoformat()
         details["late_by_seconds"] = int((now - window.expires_at).total_seconds())

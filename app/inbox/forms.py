@@ -3,6 +3,7 @@ import uuid
 from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
+    FieldList,
     HiddenField,
     SearchField,
     SelectChoice,
@@ -14,9 +15,11 @@ from wtforms import (
 from wtforms.validators import DataRequired, Length
 
 from app.domain.conversations import InboxFilters
-from app.domain.sending import Reply
+from app.domain.sending import Reply, TemplateSend
 from app.inputs import chosen_record, record_id
 from app.models import BusinessNumber, Conversation, ConversationStatus, User
+
+MAX_TEMPLATE_VALUES = 50  # far above any template; a longer list is not a browser's
 
 
 def new_idempotency_key() -> str:
@@ -36,6 +39,7 @@ class ReplyForm(FlaskForm):
     business_number = SelectField("Send from", coerce=chosen_record, validate_choice=False)
     send = SubmitField("Send")
     confirm_outside_window = SubmitField("Send anyway")
+    override_reason = StringField("Why send it anyway?")
     confirm_newer_reply = SubmitField("Send anyway")
 
     def offer_numbers(self, numbers: list[BusinessNumber], conversation: Conversation) -> None:
@@ -56,8 +60,25 @@ class ReplyForm(FlaskForm):
             quoted_message_id=self.quoted_message_id,
             business_number_id=self.business_number.data if several_numbers else None,
             confirmed_outside_window=bool(self.confirm_outside_window.data),
+            override_reason=(self.override_reason.data or "")[:300],
             seen_through_message_id=record_id(self.seen_through.data, "last message seen"),
             confirmed_newer_reply=bool(self.confirm_newer_reply.data),
+        )
+
+
+class TemplateForm(FlaskForm):
+    """An approved template chosen in the composer, and the values for its placeholders, in order."""
+
+    template_id = HiddenField()
+    idempotency_key = HiddenField(default=new_idempotency_key)
+    value = FieldList(StringField("Value"), min_entries=0, max_entries=MAX_TEMPLATE_VALUES)
+    send = SubmitField("Send template")
+
+    def to_send(self) -> TemplateSend:
+        return TemplateSend(
+            template_id=record_id(self.template_id.data, "template") or 0,
+            values=[entry.data or "" for entry in self.value.entries],
+            idempotency_key=self.idempotency_key.data or "",
         )
 
 

@@ -6,15 +6,24 @@ from app.clock import utcnow
 from app.domain import conversations, handoffs
 from app.domain.assigning import AssignmentRefused, assign, set_status
 from app.domain.quick_replies import list_quick_replies
-from app.domain.sending import NewerReply, OutsideWindow, SendRefused, send_reply, settle_stuck_sends
+from app.domain.sending import (
+    NewerReply,
+    OutsideWindow,
+    SendRefused,
+    needs_a_template,
+    send_reply,
+    send_template,
+    settle_stuck_sends,
+)
 from app.domain.syncing import refresh_conversation
+from app.domain.templates import templates_for
 from app.domain.window import window_status
 from app.extensions import db
 from app.htmx import is_partial_request, render_page_or_partial
 from app.inbox import bp
-from app.inbox.forms import AssignForm, InboxFilterForm, ReplyForm, StatusForm, new_idempotency_key
+from app.inbox.forms import AssignForm, InboxFilterForm, ReplyForm, StatusForm, TemplateForm, new_idempotency_key
 from app.inputs import id_or_none, record_id
-from app.models import Conversation, ConversationStatus, Message, Outcome, Role, User
+from app.models import Conversation, ConversationStatus, Message, MessageTemplate, Outcome, Role, User
 from app.presenting import duration, live_version
 
 LIVE = "inbox/_conversation_live.html"
@@ -142,6 +151,51 @@ def change_status(conversation_id: int):
     return after_change(conversation)
 
 
+@bp.get("/conversations/<id:conversation_id>/template-form")
+@login_required
+def template_form(conversation_id: int):
+    """The form for the template chosen in the composer's picker; the whole page without htmx."""
+    conversation = conversation_or_404(conversation_id)
+    chosen = chosen_template(conversation, record_id(request.args.get("template"), "template"))
+    if not is_partial_request():
+        return render_conversation(conversation, ReplyForm(), chosen=chosen)
+    return render_template(
+        "inbox/_template_form.html", conversation=conversation, chosen=chosen, template_form=TemplateForm(formdata=None)
+    )
+
+
+@bp.post("/conversations/<id:conversation_id>/templates")
+@login_required
+def send_template_view(conversation_id: int):
+    conversation = conversation_or_404(conversation_id)
+    form = TemplateForm()
+    chosen_send = form.to_send()
+    try:
+        message = send_template(
+            conversation,
+            viewer(),
+            chosen_send,
+            client=vambe_client(),
+            now=utcnow(),
+            assign_unassigned=current_app.config["ASSIGN_ON_REPLY"],
+        )
+    except SendRefused as refusal:
+        chosen = chosen_template(conversation, chosen_send.template_id)
+        return render_conversation(
+            conversation, ReplyForm(), status=422, chosen=chosen, template_form=form, template_error=str(refusal)
+        )
+    if is_partial_request() or message.outcome == Outcome.FAILED:
+        return render_conversation(conversation, ReplyForm(), sent=message)
+    return redirect(
+        url_for("inbox.show_conversation", conversation_id=conversation.id, _anchor=f"message-{message.id}"), 303
+    )
+
+
+def chosen_template(conversation: Conversation, template_id: int | None) -> MessageTemplate | None:
+    """The template asked for, when it is one this conversation may use."""
+    return next((t for t in templates_for(conversation) if t.id == template_id), None)
+
+
 @bp.post("/conversations/<id:conversation_id>/messages")
 @login_required
 def send(conversation_id: int):
@@ -161,7 +215,7 @@ def send(conversation_id: int):
     except NewerReply as refusal:
         return render_conversation(conversation, form, status=409, newer_reply=refusal.message)
     except OutsideWindow as refusal:
-        return render_conversation(conversation, form, status=409, outside_window=refusal.window)
+        return render_conversation(conversation, form, status=409, outside_window=refusal)
     except SendRefused as refusal:
         return render_conversation(conversation, form, status=422, error=str(refusal))
     if is_partial_request() or message.outcome == Outcome.FAILED:
@@ -221,6 +275,8 @@ def render_conversation(
         form.seen_through.data = str(conversations.latest_message_id(conversation) or "")
     assign_form = AssignForm(formdata=None)
     assign_form.offer_users(conversations.active_users())
+    window = window_status(conversation.last_inbound_at, utcnow(), current_app.config["WINDOW_WARNING"])
+    context.setdefault("template_form", TemplateForm(formdata=None))
     return render_page_or_partial(
         "inbox/conversation.html",
         partial,
@@ -234,7 +290,10 @@ def render_conversation(
         thread_url=url_for("inbox.show_conversation", conversation_id=conversation.id),
         conversation=conversation,
         thread=conversations.thread(conversation, from_id=shown_from),
-        window=window_status(conversation.last_inbound_at, utcnow(), current_app.config["WINDOW_WARNING"]),
+        window=window,
+        # Outside the window (or near its end) only a template reaches the customer: offer them first.
+        templates=templates_for(conversation) if window.state != "open" else [],
+        needs_a_template=needs_a_template,
         quoted=conversations.quotable_message(conversation, form.quoted_message_id),
         numbers=numbers,
         form=form,

@@ -14,8 +14,15 @@ from app.extensions import csrf, db
 from app.inputs import takes_json
 from app.models import unstorable
 from app.sandbox import bp
-from app.sandbox.customers import notify
-from app.sandbox.state import SANDBOX_CLIENT_ID, SandboxChannel, SandboxContact, SandboxMessage
+from app.sandbox.customers import first_channel, notify
+from app.sandbox.state import (
+    SANDBOX_CLIENT_ID,
+    SANDBOX_TEMPLATES,
+    SandboxChannel,
+    SandboxContact,
+    SandboxMessage,
+    SandboxTemplate,
+)
 
 API = "/api/public"
 HISTORY_PAGE_SIZE = 20
@@ -23,6 +30,18 @@ MAX_HISTORY_PAGE = 100_000  # far past any real history; keeps OFFSET within the
 MAX_TEXT_LENGTH = 4096
 WINDOW = timedelta(hours=24)
 CHAT_STATUSES = ("unattended", "attended", "ai-attended", "ai-away")  # as the analytics endpoint names them
+TEMPLATE_FIELDS = {
+    "variables",
+    "meta_data",
+    "contactName",
+    "email",
+    "stageId",
+    "toPhoneNumber",
+    "agent_id",
+    "carouselVariables",
+}
+PHONE_DIGITS = re.compile(r"[1-9][0-9]{7,14}")
+PLACEHOLDER = re.compile(r"\{\{\s*(\d+)\s*\}\}")
 SEND_FIELDS = {"message", "contact_id", "phone", "reply_message_id", "from_phone_number", "type", "pause_assistant"}
 # The pattern of SendSessionMessageDto.contact_id in the OpenAPI contract.
 CONTACT_ID_PATTERN = re.compile(
@@ -96,6 +115,76 @@ def send_session_message():
     return "", 201
 
 
+@bp.post(f"{API}/whatsapp/message/send/<phone>/template/<template_id>")
+@takes_json
+@csrf.exempt
+@api_key_required
+def send_template_message(phone: str, template_id: str):
+    """SendTemplateDto, as strictly as the session endpoint: a template reaches the customer whatever the window,
+    and the customer's answer opens it again. It does not pause the assistant (the call has no such flag)."""
+    payload = request.get_json(silent=True)
+    if not isinstance(payload, dict):
+        return error(400, "The request body must be a JSON object")
+    template = SANDBOX_TEMPLATES.get(template_id)
+    problems = template_violations(payload, template)
+    if not PHONE_DIGITS.fullmatch(phone):
+        problems.insert(0, "phone must be the customer's number in international format, digits only")
+    if template is None:
+        problems.insert(0, f"Template {template_id[:64]} not found for this account")
+    from_number = request.args.get("from-phone-number")
+    channel = channel_for(from_number) if from_number else first_channel()
+    if from_number and channel is None:
+        problems.append("from-phone-number is not a WhatsApp number of this account")
+    if problems:
+        return error(400, problems)
+    now = utcnow()
+    contact = db.session.scalar(select(SandboxContact).where(SandboxContact.phone == phone))
+    if contact is None:  # a template may open a conversation with someone who never wrote
+        contact = SandboxContact(id=str(uuid.uuid4()), name=f"+{phone}", phone=phone, channel=channel, created_at=now)
+        db.session.add(contact)
+    body = PLACEHOLDER.sub(lambda match: payload["variables"][int(match.group(1)) - 1], template.body)
+    message = SandboxMessage(
+        id=str(uuid.uuid4()),
+        contact=contact,
+        direction="OUTBOUND",
+        sender="api",
+        body=body,
+        status="sent",
+        created_at=now,
+    )
+    db.session.add(message)
+    db.session.commit()
+    notify("message.sent", message, now)
+    return "", 201
+
+
+def template_violations(payload: dict[str, Any], template: SandboxTemplate | None) -> list[str]:
+    """Every way ``payload`` breaks SendTemplateDto, worded as class-validator would."""
+    problems = [f"property {name} should not exist" for name in sorted(set(payload) - TEMPLATE_FIELDS)]
+    variables = payload.get("variables")
+    if not isinstance(variables, list) or not all(isinstance(value, str) for value in variables):
+        problems.append("each value in variables must be a string")
+    elif template is not None and len(variables) != len(set(PLACEHOLDER.findall(template.body))):
+        problems.append(f"variables must contain {len(set(PLACEHOLDER.findall(template.body)))} elements")
+    elif any(not value.strip() or unstorable(value) for value in variables):
+        problems.append("each value in variables should not be empty")
+    if not isinstance(payload.get("meta_data"), dict):
+        problems.append("meta_data must be an object")
+    for name in ("contactName", "email", "stageId", "toPhoneNumber"):
+        if name in payload and not isinstance(payload[name], str):
+            problems.append(f"{name} must be a string")
+    if "agent_id" in payload and not (
+        isinstance(payload["agent_id"], str) and CONTACT_ID_PATTERN.match(payload["agent_id"])
+    ):
+        problems.append("agent_id must be a UUID")
+    return problems
+
+
+def channel_for(number: str) -> SandboxChannel | None:
+    digits = re.sub(r"\D", "", number)
+    return db.session.scalar(select(SandboxChannel).where(SandboxChannel.phone_number == digits))
+
+
 def contract_violations(payload: dict[str, Any]) -> list[str]:
     """Every way ``payload`` breaks SendSessionMessageDto, worded as class-validator would."""
     problems = [f"property {name} should not exist" for name in sorted(set(payload) - SEND_FIELDS)]
@@ -139,10 +228,7 @@ def sender_problem(payload: dict[str, Any], contact: SandboxContact) -> str | No
     """Why the business number to send from cannot be determined, or None."""
     from_number = payload.get("from_phone_number")
     if from_number:
-        digits = re.sub(r"\D", "", from_number)
-        if db.session.scalar(select(SandboxChannel).where(SandboxChannel.phone_number == digits)) is None:
-            return "from_phone_number is not a WhatsApp number of this account"
-        return None
+        return None if channel_for(from_number) else "from_phone_number is not a WhatsApp number of this account"
     several = db.session.scalar(select(func.count(SandboxChannel.id))) > 1
     if "contact_id" not in payload and several:
         return "from_phone_number is required when sending by phone from an account with several numbers"

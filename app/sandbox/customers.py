@@ -51,7 +51,7 @@ def customer_says(phone: str, text: str, *, name: str = "", now: datetime) -> Sa
         raise UnknownSandboxPhone(f"“{phone}” is not a phone number: give 8 to 15 digits, with the country code.")
     contact = db.session.scalar(select(SandboxContact).where(SandboxContact.phone == digits))
     if contact is None:
-        channel = db.session.scalar(select(SandboxChannel).order_by(SandboxChannel.id).limit(1))
+        channel = first_channel()
         if channel is None:
             raise UnknownSandboxPhone("the sandbox has no WhatsApp number yet: run `flask sandbox seed`")
         contact = SandboxContact(
@@ -81,6 +81,11 @@ def handover_language(text: str) -> str | None:
         if any(f" {phrase} " in said for phrase in phrases):
             return language
     return None
+
+
+def first_channel() -> SandboxChannel | None:
+    """The account's first WhatsApp number: where a customer new to the sandbox writes."""
+    return db.session.scalar(select(SandboxChannel).order_by(SandboxChannel.id).limit(1))
 
 
 def store(contact: SandboxContact, direction: str, sender: str, body: str, now: datetime) -> SandboxMessage:

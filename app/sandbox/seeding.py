@@ -8,6 +8,7 @@ from sqlalchemy import delete, or_, select
 
 from app.domain.ingesting import ContactRef, ObservedMessage, ingest_message
 from app.domain.syncing import sync_business_numbers
+from app.domain.templates import TemplateFields, save_template
 from app.extensions import db
 from app.models import (
     AuditEvent,
@@ -16,11 +17,13 @@ from app.models import (
     Conversation,
     ConversationView,
     Direction,
+    Handoff,
     Message,
+    MessageTemplate,
     Outcome,
     WebhookDelivery,
 )
-from app.sandbox.state import SandboxChannel, SandboxContact, SandboxMessage
+from app.sandbox.state import SANDBOX_TEMPLATES, SandboxChannel, SandboxContact, SandboxMessage
 from app.vambe import VambeClient
 
 CHANNELS = [(1951, "56211111111", "Ventas"), (1952, "56222222222", "Soporte")]
@@ -105,9 +108,23 @@ def seed_sandbox(client: VambeClient, *, now: datetime, reset: bool = False) -> 
         db.session.add(SandboxChannel(id=channel_id, phone_number=phone, name=name))
     db.session.commit()
     sync_business_numbers(client)
+    register_sandbox_templates(now)
     for demo in DEMO_CONTACTS:
         seed_contact(demo, now)
     return True
+
+
+def register_sandbox_templates(now: datetime) -> None:
+    """Register the sandbox account's approved templates in Handoff, as an admin would for a real account."""
+    for template_id, template in SANDBOX_TEMPLATES.items():
+        fields = TemplateFields(
+            vambe_template_id=template_id,
+            name=template.name,
+            language=template.language,
+            body=template.body,
+            category=template.category,
+        )
+        save_template(fields, None, now=now)
 
 
 def seed_contact(demo: DemoContact, now: datetime) -> None:
@@ -164,8 +181,10 @@ def clear_everything() -> None:
     for model in (
         WebhookDelivery,
         ConversationView,
+        Handoff,
         Message,
         Conversation,
+        MessageTemplate,
         BusinessNumber,
         SandboxMessage,
         SandboxContact,

@@ -3,6 +3,7 @@
 These tables stand in for Vambe's side of the wire; Handoff's own store never reads them.
 """
 
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import ForeignKey, Index, String, Text
@@ -55,3 +56,29 @@ class SandboxMessage(db.Model):
 
 
 SANDBOX_CLIENT_ID = "00000000-0000-4000-8000-00000000c11e"
+
+
+@dataclass(frozen=True)
+class SandboxTemplate:
+    name: str
+    language: str
+    category: str
+    body: str
+
+
+# The account's templates as Meta approved them: Vambe's side knows them; `flask sandbox seed` registers them in
+# Handoff, as an admin would copy a real account's.
+SANDBOX_TEMPLATES = {
+    "2f0c6d1e-7a55-4c1b-9d3e-5b7a1c000001": SandboxTemplate(
+        name="seguimiento_pedido",
+        language="es",
+        category="UTILITY",
+        body="Hola {{1}}, te escribimos por tu pedido {{2}}. Responde este mensaje y seguimos la conversación.",
+    ),
+    "2f0c6d1e-7a55-4c1b-9d3e-5b7a1c000002": SandboxTemplate(
+        name="retomar_consulta",
+        language="es",
+        category="UTILITY",
+        body="Hola {{1}}, soy {{2}} del equipo de atención. Quedó pendiente tu consulta: ¿la retomamos?",
+    ),
+}

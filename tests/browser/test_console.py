@@ -361,27 +361,36 @@ def test_pausing_the_assistant_or_leaving_it_on(page, live_server, live_app, see
     assert page_errors == []
 
 
-def test_sending_outside_the_window_asks_first_and_flags_the_override(
+def test_sending_outside_the_window_needs_a_reason_and_a_deliberate_click(
     page, live_server, live_app, seeded, shot, page_errors
 ):
     sign_in(page, live_server, seeded.agent_email)
     open_conversation(page, seeded.closed_name)
     mark_page(page)
     text = "Hola Tomás, ¿todavía necesitas ayuda?"
-    message_field(page).fill(text)
-    send_button(page).click()
+    field = message_field(page)
+    field.fill(text)
+    field.press("Enter")
+    expect(page.get_by_role("alert").filter(has_text="Outside the 24-hour window.")).to_be_visible()
     send_anyway = page.get_by_role("button", name="Send anyway")
     expect(send_anyway).to_be_visible()
-    expect(send_anyway).to_be_focused()
+    # The focus stays in the message box: a second Enter asks again, it never sends an override.
+    expect(field).to_be_focused()
+    field.press("Enter")
     expect(page.get_by_role("alert").filter(has_text="Outside the 24-hour window.")).to_be_visible()
-    expect(thread_message(page, text)).to_have_count(0)
     assert count_messages(live_app, text) == 0
 
-    page.keyboard.press("Enter")  # the agent presses the focused button
+    send_anyway.click()  # without a reason
+    expect(page.get_by_text("Say why (a few words)")).to_be_visible()
+    assert count_messages(live_app, text) == 0
+
+    page.get_by_label("Why send free text anyway?").fill("Me pidió que le escribiera hoy")
+    page.get_by_role("button", name="Send anyway").click()
     sent = thread_message(page, text)
     expect(sent.get_by_text(OVERRIDE)).to_be_visible()
-    expect(thread_items(page).filter(has_text="sent outside the 24h window")).to_be_visible()
-    expect(send_anyway).to_have_count(0)
+    expect(thread_items(page).filter(has_text="sent outside the 24h window")).to_contain_text(
+        "Me pidió que le escribiera hoy"
+    )
     assert_not_reloaded(page)
     shot(page, "outside-window-override")
 
@@ -389,12 +398,14 @@ def test_sending_outside_the_window_asks_first_and_flags_the_override(
         message = db.session.scalar(select(Message).where(Message.body == text))
         assert message.window_override is True
         events = db.session.scalars(select(AuditEvent).where(AuditEvent.kind == AuditKind.WINDOW_OVERRIDE)).all()
-        assert [event.message_id for event in events] == [message.id]
+        assert [(event.message_id, event.details["reason"]) for event in events] == [
+            (message.id, "Me pidió que le escribiera hoy")
+        ]
         db.session.remove()
     assert page_errors == []
 
 
-def test_a_failed_send_keeps_the_text_and_a_double_clicked_retry_stores_one_message(
+def test_a_send_refused_for_the_closed_window_offers_a_template_not_a_retry(
     page, live_server, live_app, seeded, shot, page_errors
 ):
     sign_in(page, live_server, seeded.agent_email)
@@ -402,40 +413,27 @@ def test_a_failed_send_keeps_the_text_and_a_double_clicked_retry_stores_one_mess
     mark_page(page)
     text = "Hola Camila, ya pedimos la devolución del cobro duplicado."
     message_field(page).fill(text)
-    send_button(page).click()
+    page.get_by_label("Why send free text anyway?").fill("Seguimiento del reclamo")
     page.get_by_role("button", name="Send anyway").click()
 
     failed = thread_message(page, text)
     expect(failed.get_by_text("Failed", exact=True)).to_be_visible()
-    expect(page.get_by_role("alert").filter(has_text="Not sent")).to_be_visible()
+    alert = page.get_by_role("alert").filter(has_text="Not sent")
+    expect(alert).to_contain_text("the 24-hour window has closed")
+    expect(alert.get_by_role("link", name="send a template")).to_be_visible()
     expect(message_field(page)).to_have_value(text)
-    retry = page.get_by_role("button", name="Retry")
-    expect(retry).to_be_visible()
-    expect(send_button(page)).to_have_count(0)
+    expect(page.get_by_role("button", name="Retry")).to_have_count(0)
     assert_not_reloaded(page)
-    shot(page, "failed-retry-offered")
-    assert count_messages(live_app, text) == 1
+    shot(page, "failed-offers-template")
 
-    posts = []
-    page.on("request", lambda r: posts.append(r.url) if r.method == "POST" and r.url.endswith("/messages") else None)
-    with page.expect_response(is_send_post) as answer:
-        retry.dblclick()
-    # Every send outside the window is its own recorded override, so Retry asks again.
-    assert answer.value.status == 409
-    expect(page.get_by_role("button", name="Send anyway")).to_be_focused()
-    shot(page, "failed-retry-asks-again")
+    # Sending it anyway once more is a new override, and a double click still stores one message.
+    page.get_by_label("Why send free text anyway?").fill("Insisto, lo pidió el cliente")
     with page.expect_response(is_send_post):
         page.get_by_role("button", name="Send anyway").dblclick()
     expect(thread_message(page, text)).to_have_count(2)
-    expect(thread_message(page, text).last.get_by_text("Failed", exact=True)).to_be_visible()
     page.wait_for_load_state("networkidle")  # let a second request, if any, finish and swap
     expect(thread_message(page, text)).to_have_count(2)
-    expect(message_field(page)).to_have_value(text)
-    expect(page.get_by_role("button", name="Retry")).to_be_visible()
-    assert_not_reloaded(page)
-    shot(page, "failed-retried")
-
-    assert count_messages(live_app, text) == 2, f"a double-clicked retry stored the wrong number ({len(posts)} posts)"
+    assert count_messages(live_app, text) == 2
     assert page_errors == []
 
 

@@ -150,17 +150,20 @@ def test_sending_after_the_window_closed_needs_confirmation_and_is_recorded(
     field = message_field(page)
     field.click()
     field.press_sequentially(text)
-    send_button(page).click()
+    expect(send_button(page)).to_have_count(0)  # outside the window there is no plain Send
+    field.press("Enter")  # Enter in the message box asks; it never sends an override
     warning = page.get_by_role("alert").filter(has_text="Outside the 24-hour window.")
     expect(warning).to_be_visible()
     send_anyway = page.get_by_role("button", name="Send anyway")
     expect(send_anyway).to_be_visible()
     expect(field).to_have_value(text)
+    expect(field).to_be_focused()
     expect(thread_message(page, text)).to_have_count(0)
     assert_not_reloaded(page)
     overflow["conversation, warning"] = horizontal_overflow(page)
     screenshot(page, "closed-window-3-warning")
 
+    page.get_by_label("Why send free text anyway?").fill("Tomás pidió que le escribiéramos por aquí")
     send_anyway.click()
     sent = thread_message(page, text)
     expect(sent).to_be_visible()
