@@ -1,6 +1,7 @@
 """Template helpers: times in the viewer's zone, durations, and what every page needs to know."""
 
 import hashlib
+import re
 from datetime import UTC, date, datetime, time, timedelta
 from functools import cache
 from pathlib import Path
@@ -87,6 +88,22 @@ def template_preview(body: str) -> Markup:
     return Markup("").join([*parts, escape(body[last:])])
 
 
+QUICK_REPLY_PLACEHOLDER = re.compile(r"\{\{\s*(contact_first_name|contact_name|agent_first_name|agent_name)\s*\}\}")
+
+
+def filled_quick_reply(body: str, conversation, agent) -> str:
+    """A quick reply with the contact's and the agent's names where it says {{contact_first_name}},
+    {{contact_name}}, {{agent_first_name}} or {{agent_name}} (an unknown name leaves nothing behind)."""
+    contact = conversation.name if conversation.name and not conversation.name.startswith("+") else ""
+    names = {
+        "contact_name": contact,
+        "contact_first_name": contact.split()[0] if contact else "",
+        "agent_name": agent.name,
+        "agent_first_name": agent.name.split()[0] if agent.name else "",
+    }
+    return QUICK_REPLY_PLACEHOLDER.sub(lambda match: names[match.group(1)], body)
+
+
 def waited_since(moment: datetime) -> str:
     """How long ago ``moment`` was, as duration() reads it: a queue's waiting time."""
     return duration(utcnow() - moment)
@@ -166,6 +183,7 @@ def register(app: Flask) -> None:
     app.jinja_env.filters["author_label"] = author_label
     app.jinja_env.filters["waited_since"] = waited_since
     app.jinja_env.filters["template_preview"] = template_preview
+    app.jinja_env.filters["filled_quick_reply"] = filled_quick_reply
     app.jinja_env.filters["placeholder_count"] = placeholder_count
     app.jinja_env.filters["handoff_reason"] = handoff_reason
     app.jinja_env.globals["OUTCOME_LABELS"] = OUTCOME_LABELS

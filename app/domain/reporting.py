@@ -11,7 +11,7 @@ from sqlalchemy import Row, select
 from sqlalchemy.orm import joinedload
 
 from app.extensions import db
-from app.models import Author, Direction, Handoff, Message, Outcome, User
+from app.models import AuditEvent, AuditKind, Author, Direction, Handoff, Message, Outcome, User
 
 # Response-time buckets for the distribution chart: (upper bound, label).
 RESPONSE_BUCKETS = [
@@ -157,6 +157,22 @@ def handoffs_answered_by(agent_id: int, since: datetime, until: datetime) -> lis
             .where(Handoff.answered_by_id == agent_id, Handoff.answered_at >= since, Handoff.answered_at < until)
             .options(joinedload(Handoff.conversation))
             .order_by(Handoff.answered_at, Handoff.id)
+        )
+    )
+
+
+def overrides_between(since: datetime, until: datetime) -> list[AuditEvent]:
+    """Every free-form send outside the window in the period, newest first: who, why, and what became of it."""
+    return list(
+        db.session.scalars(
+            select(AuditEvent)
+            .where(
+                AuditEvent.kind == AuditKind.WINDOW_OVERRIDE,
+                AuditEvent.occurred_at >= since,
+                AuditEvent.occurred_at < until,
+            )
+            .options(joinedload(AuditEvent.actor), joinedload(AuditEvent.conversation), joinedload(AuditEvent.message))
+            .order_by(AuditEvent.occurred_at.desc(), AuditEvent.id.desc())
         )
     )
 

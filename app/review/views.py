@@ -8,7 +8,7 @@ from flask_login import current_user
 from app.clock import utcnow
 from app.domain import conversations
 from app.domain.accounts import list_users
-from app.domain.reporting import build_report, handoffs_answered_by
+from app.domain.reporting import build_report, handoffs_answered_by, overrides_between
 from app.domain.searching import iterate_matches, search_messages
 from app.domain.window import window_status
 from app.extensions import db
@@ -132,6 +132,17 @@ def handoffs():
     answered = handoffs_answered_by(agent.id, start_of_local_day(first), start_of_local_day(last, next_day=True))
     return render_page_or_partial(
         "review/handoffs.html", "review/handoffs.html", agent=agent, handoffs=answered, first=first, last=last
+    )
+
+
+@bp.get("/overrides")
+@lead_only
+def overrides():
+    """Free-form sends outside the window: the reason each agent gave, and the outcome."""
+    first, last = report_period()
+    found = overrides_between(start_of_local_day(first), start_of_local_day(last, next_day=True))
+    return render_page_or_partial(
+        "review/overrides.html", "review/overrides.html", overrides=found, first=first, last=last
     )
 
 
