@@ -60,7 +60,9 @@ class TemplateRegistryForm(FlaskForm):
     vambe_template_id = StringField("Vambe template id")
     name = StringField("Name")
     language = StringField("Language", default="es")
-    category = SelectField("Category", choices=[SelectChoice(c, c.capitalize() or "None") for c in CATEGORIES])
+    category = SelectField(
+        "Category", choices=[SelectChoice(c, c.capitalize() or "None") for c in CATEGORIES], validate_choice=False
+    )
     business_number = SelectField("Business number", coerce=chosen_record, validate_choice=False)
     header = StringField("Header (optional)")
     body = TextAreaField("Body")
