@@ -158,7 +158,7 @@ def template_form(conversation_id: int):
     conversation = conversation_or_404(conversation_id)
     chosen = chosen_template(conversation, record_id(request.args.get("template"), "template"))
     if not is_partial_request():
-        return render_conversation(conversation, ReplyForm(), chosen=chosen)
+        return render_conversation(conversation, ReplyForm(formdata=None), chosen=chosen)
     return render_template(
         "inbox/_template_form.html", conversation=conversation, chosen=chosen, template_form=TemplateForm(formdata=None)
     )
@@ -182,10 +182,16 @@ def send_template_view(conversation_id: int):
     except SendRefused as refusal:
         chosen = chosen_template(conversation, chosen_send.template_id)
         return render_conversation(
-            conversation, ReplyForm(), status=422, chosen=chosen, template_form=form, template_error=str(refusal)
+            conversation,
+            ReplyForm(formdata=None),
+            status=422,
+            chosen=chosen,
+            template_form=form,
+            template_error=str(refusal),
         )
     if is_partial_request() or message.outcome == Outcome.FAILED:
-        return render_conversation(conversation, ReplyForm(), sent=message)
+        # The free-form composer is untouched by a template: a fresh one, not one read from this form.
+        return render_conversation(conversation, ReplyForm(formdata=None), sent=message)
     return redirect(
         url_for("inbox.show_conversation", conversation_id=conversation.id, _anchor=f"message-{message.id}"), 303
     )
