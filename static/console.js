@@ -191,9 +191,14 @@
   // allowed it with a click, shown as a browser notification.
   var shownAlerts = null;
 
+  // Each announcement is a new line of the polite live region (read once); only the last few are kept.
   function announce(text) {
     var announcer = document.getElementById("announcer");
-    if (announcer) announcer.textContent = text;
+    if (!announcer) return;
+    var line = document.createElement("p");
+    line.textContent = text;
+    announcer.appendChild(line);
+    while (announcer.children.length > 3) announcer.removeChild(announcer.firstChild);
   }
 
   function notify(text, url) {
@@ -220,8 +225,26 @@
     shownAlerts = now;
   }
 
-  // A new customer message in the open conversation is read out too.
+  // A new customer message is read out too: in the open conversation, or as a newly unread row of the inbox.
   var shownInbound = null;
+  var shownUnread = null;
+
+  function checkInbox() {
+    var list = document.getElementById("conversation-list");
+    if (!list) return;
+    var unread = list.querySelectorAll(".conversation-row.unread");
+    var seen = {};
+    Array.prototype.forEach.call(unread, function (row) { seen[row.id] = row.getAttribute("data-customer-wrote"); });
+    if (shownUnread !== null) {
+      var fresh = Array.prototype.filter.call(unread, function (row) { return shownUnread[row.id] !== seen[row.id]; });
+      if (fresh.length) {
+        var name = fresh[0].querySelector(".conversation-name");
+        var who = name ? name.textContent.replace("●", "").replace("(unread)", "").trim() : "a customer";
+        announce("New message from " + who + ".");
+      }
+    }
+    shownUnread = seen;
+  }
 
   function checkThread() {
     var thread = document.getElementById("thread");
@@ -261,6 +284,8 @@
   document.addEventListener("htmx:after:swap", checkAlerts);
   document.addEventListener("htmx:after:swap", checkThread);
   document.addEventListener("DOMContentLoaded", checkThread);
+  document.addEventListener("htmx:after:swap", checkInbox);
+  document.addEventListener("DOMContentLoaded", checkInbox);
   document.addEventListener("htmx:after:swap", updateCounters);
   document.addEventListener("htmx:after:swap", restoreDraft);
   document.addEventListener("DOMContentLoaded", updateCounters);

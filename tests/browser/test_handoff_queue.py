@@ -61,7 +61,8 @@ def test_a_customer_asking_for_a_person_is_queued_seen_and_taken(
 
     # The header count rises on its own, and is read out to screen readers.
     expect(count(agent, "Waiting for a human")).to_contain_text("1", timeout=POLL_TIMEOUT)
-    expect(agent.locator("#announcer")).to_have_text("1 waiting for a human.")
+    expect(agent.locator("#announcer")).to_contain_text("1 waiting for a human.")
+    expect(agent.locator("#announcer")).to_contain_text(f"New message from {seeded.open_name}.")
     assert_not_reloaded(agent)
     expect(agent.get_by_role("button", name="Take next")).to_be_enabled()
     screenshot(agent, "handoff-1-header-count")
