@@ -464,7 +464,7 @@ def queued_conversation(app, text="quiero hablar con una persona", **fields) -> 
 
 def alert_counts(client) -> dict[str, str]:
     html = client.get("/alerts", headers={"HX-Request": "true"}).get_data(as_text=True)
-    return dict(re.findall(r"\s*([A-Z][a-z]+, [a-z ]+|Waiting for a human) <strong>(\d+)</strong>", html))
+    return dict(re.findall(r'<span class="label-long">([^<]+)</span>.*?<strong>(\d+)</strong>', html, re.S))
 
 
 def test_the_header_counts_who_needs_a_human(app, client, auth):

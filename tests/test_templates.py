@@ -211,6 +211,7 @@ def fake():
 
 @pytest.fixture
 def live(database_url, fake):
+    """An installation talking to ``fake`` (the send-fault matrix's: short deadlines)."""
     app = installation(database_url, fake.url)
     yield app
     app.extensions["vambe_client"].session.close()

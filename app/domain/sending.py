@@ -91,12 +91,8 @@ def send_reply(
     Raises SendRefused, NewerReply or OutsideWindow before anything is stored. The message is committed as
     ``sending`` before Vambe is called, so a crash or a repeated request can never send twice.
     """
-    # One send at a time per conversation, until this one is committed as "sending": a second agent's send
-    # waits here, then sees this reply as newer than what they had seen. (On SQLite this takes the write lock.)
-    db.session.execute(update(Conversation).where(Conversation.id == conversation.id).values(id=Conversation.id))
-    existing = message_with_key(reply.idempotency_key, conversation)
+    existing = lock_for_sending(conversation, reply.idempotency_key)
     if existing is not None:
-        db.session.rollback()
         return existing
     try:
         text = validated_text(reply.text)
@@ -129,21 +125,12 @@ def send_reply(
         created_at=now,
         updated_at=now,
     )
-    db.session.add(message)
-    try:
-        # The INSERT goes first: a second request with the same key (a double click) fails right here.
-        db.session.flush()
-        advance_conversation(conversation.id, Direction.OUTBOUND, now)
-        if message.window_override:
-            db.session.add(override_event(message, agent, window, reason, now))
-        if newer is not None:
-            db.session.add(newer_reply_event(message, agent, newer, now))
-        if assign_unassigned and conversation.assignee_id is None:
-            assign_to_replier(conversation, agent, now)
-        db.session.commit()
-    except IntegrityError:
-        db.session.rollback()
-        return message_with_key(reply.idempotency_key, conversation)
+    events = [override_event(message, agent, window, reason, now)] if message.window_override else []
+    if newer is not None:
+        events.append(newer_reply_event(message, agent, newer, now))
+    stored = commit_sending(message, agent, events, assign_unassigned=assign_unassigned, now=now)
+    if stored is not message:
+        return stored
 
     outgoing = SessionMessage(
         message=text,
@@ -154,6 +141,39 @@ def send_reply(
         from_phone_number=number.phone_number if number else None,
     )
     deliver(message, lambda: client.send_session_message(outgoing), agent, pause=reply.pause_assistant, now=now)
+    return message
+
+
+def lock_for_sending(conversation: Conversation, idempotency_key: str) -> Message | None:
+    """Take the conversation's send lock; the message already sent under ``idempotency_key``, if any (then the
+    lock is released at once).
+
+    One send at a time per conversation, until this one is committed as "sending": a second agent's send waits
+    here, then sees this reply as newer than what they had seen. (On SQLite this takes the write lock.)"""
+    db.session.execute(update(Conversation).where(Conversation.id == conversation.id).values(id=Conversation.id))
+    existing = message_with_key(idempotency_key, conversation)
+    if existing is not None:
+        db.session.rollback()
+    return existing
+
+
+def commit_sending(
+    message: Message, agent: User, events: list[AuditEvent], *, assign_unassigned: bool, now: datetime
+) -> Message:
+    """Store ``message`` as "sending", with its audit ``events``, and commit before Vambe is called. Returns it, or
+    the message a request with the same key stored first (a double click fails at the INSERT, right here)."""
+    conversation = message.conversation
+    db.session.add(message)
+    try:
+        db.session.flush()
+        advance_conversation(conversation.id, Direction.OUTBOUND, now)
+        db.session.add_all(events)
+        if assign_unassigned and conversation.assignee_id is None:
+            assign_to_replier(conversation, agent, now)
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()
+        return message_with_key(message.idempotency_key, conversation)
     return message
 
 
@@ -300,10 +320,8 @@ def send_template(
     no pause flag, so the AI assistant stays as it was (recorded: ``pause_assistant`` False).
 
     Raises SendRefused before anything is stored."""
-    db.session.execute(update(Conversation).where(Conversation.id == conversation.id).values(id=Conversation.id))
-    existing = message_with_key(chosen.idempotency_key, conversation)
+    existing = lock_for_sending(conversation, chosen.idempotency_key)
     if existing is not None:
-        db.session.rollback()
         return existing
     try:
         template = usable_template(conversation, chosen.template_id)
@@ -331,16 +349,9 @@ def send_template(
         created_at=now,
         updated_at=now,
     )
-    db.session.add(message)
-    try:
-        db.session.flush()
-        advance_conversation(conversation.id, Direction.OUTBOUND, now)
-        if assign_unassigned and conversation.assignee_id is None:
-            assign_to_replier(conversation, agent, now)
-        db.session.commit()
-    except IntegrityError:
-        db.session.rollback()
-        return message_with_key(chosen.idempotency_key, conversation)
+    stored = commit_sending(message, agent, [], assign_unassigned=assign_unassigned, now=now)
+    if stored is not message:
+        return stored
     number = conversation.business_number
     phone = conversation.phone.lstrip("+")
     values = [value.strip() for value in chosen.values]
