@@ -6,7 +6,7 @@ from app.models import Role
 
 # Routes that authenticate their caller another way: the sandbox's fake Vambe API by API key,
 # Vambe's webhooks by signature or URL token.
-NOT_SESSION_ROUTES = {"sandbox.send_session_message", "webhooks.receive_vambe"}
+NOT_SESSION_ROUTES = {"sandbox.send_session_message", "sandbox.send_template_message", "webhooks.receive_vambe"}
 
 
 def state_changing_rules(app):

@@ -283,6 +283,10 @@ def render_conversation(
     assign_form.offer_users(conversations.active_users())
     window = window_status(conversation.last_inbound_at, utcnow(), current_app.config["WINDOW_WARNING"])
     context.setdefault("template_form", TemplateForm(formdata=None))
+    # What the page's composer offers (free text, or a template first); a live update that finds the window
+    # turned since then replaces it.
+    offers = window.state if window.allows_free_form else "closed"
+    shown = request.args.get("offers")
     return render_page_or_partial(
         "inbox/conversation.html",
         partial,
@@ -291,8 +295,10 @@ def render_conversation(
             "inbox.show_live",
             conversation_id=conversation.id,
             v=conversation_version(conversation),
+            offers=offers,
             **{"from": shown_from},
         ),
+        window_turned=shown is not None and shown != offers,
         thread_url=url_for("inbox.show_conversation", conversation_id=conversation.id),
         conversation=conversation,
         thread=conversations.thread(conversation, from_id=shown_from),

@@ -179,4 +179,9 @@ def test_a_customer_writing_after_the_window_closed_reopens_it_on_the_open_page(
     # Nothing on the page may still say the window is closed: the agent would believe a template is needed.
     expect(closed_notice).to_have_count(0, timeout=ARRIVAL_TIMEOUT)
     expect(conversation.get_by_text(re.compile("Window closed"))).to_have_count(0)
+    # Nor offer what only a closed window needs: the template path and "Send anyway" give way to a plain Send.
+    expect(agent.get_by_role("region", name="Send a template")).to_have_count(0)
+    expect(agent.get_by_role("button", name="Send anyway")).to_have_count(0)
+    expect(agent.get_by_role("button", name="Send", exact=True)).to_be_visible()
+    expect(field).to_have_value(draft)
     assert page_errors == []
