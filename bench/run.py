@@ -185,6 +185,8 @@ def comparisons(small: Install, large: Install) -> dict:
     live_page = large.client.get(f"/conversations/{conversation}/live", headers=PARTIAL).text
     unchanged_poll = re.search(r'hx-get="([^"]+)" hx-trigger="every 3s"', live_page).group(1).replace("&amp;", "&")
     vambe = large.app.extensions["vambe_client"]
+    alerts = large.client.get("/alerts", headers=PARTIAL).text
+    unchanged_alerts = re.search(r'hx-get="([^"]+)" hx-trigger="every 5s"', alerts).group(1).replace("&amp;", "&")
 
     def reply_via_form():
         large.client.post(
@@ -220,6 +222,16 @@ def comparisons(small: Install, large: Install) -> dict:
             lambda: large.client.get(unchanged_poll, headers=PARTIAL),
             lambda: large.client.get("/__floor/bytes"),
             1,
+        ),
+        "header counts, large / small": (
+            lambda: large.client.get("/alerts", headers=PARTIAL),
+            lambda: small.client.get("/alerts", headers=PARTIAL),
+            2,
+        ),
+        "unchanged header poll / bare route": (
+            lambda: large.client.get(unchanged_alerts, headers=PARTIAL),
+            lambda: large.client.get("/__floor/bytes"),
+            1.5,
         ),
         "reply via the form / direct POST to the fake": (reply_via_form, reply_direct, 2),
         "webhook ingest / bare route reading the body": (signed_webhook(large), body_floor, 2),

@@ -2,6 +2,7 @@
 
 import csv
 import io
+import re
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -40,7 +41,7 @@ def test_figures_per_agent(data):
     report = build_report(T0 - timedelta(hours=1), T0 + timedelta(days=2), SANTIAGO)
     totals = {row.agent: row for row in report.totals}
     ana, bea = totals["Ana"], totals["Bea"]
-    assert len(ana.conversations) == 2 and ana.messages_sent == 5
+    assert len(ana.conversations) == 2 and ana.messages_sent == 4  # the failed send was not sent
     assert sorted(ana.response_times) == [timedelta(minutes=5), timedelta(minutes=10)]
     assert ana.median_response == timedelta(minutes=5) and ana.p90_response == timedelta(minutes=10)
     assert dict(ana.overrides) == {"failed": 1, "sent": 1}
@@ -52,8 +53,8 @@ def test_figures_per_agent(data):
 def test_rows_split_by_local_day(data):
     report = build_report(T0 - timedelta(hours=1), T0 + timedelta(days=2), SANTIAGO)
     days = [(row.agent, row.day.isoformat(), row.messages_sent) for row in report.rows]
-    assert days == [("Ana", "2026-11-18", 4), ("Ana", "2026-11-19", 1), ("Bea", "2026-11-18", 2)]
-    assert report.volume_per_day[:2] == [(report.rows[0].day, 6), (report.rows[1].day, 1)]
+    assert days == [("Ana", "2026-11-18", 3), ("Ana", "2026-11-19", 1), ("Bea", "2026-11-18", 2)]
+    assert report.volume_per_day[:2] == [(report.rows[0].day, 5), (report.rows[1].day, 1)]
     assert dict(report.response_distribution) == {
         "< 1 min": 0,
         "1–5 min": 1,
@@ -62,6 +63,27 @@ def test_rows_split_by_local_day(data):
         "1–4 h": 0,
         "> 4 h": 0,
     }
+
+
+def test_a_failed_send_neither_counts_as_sent_nor_stops_the_customers_wait(app_ctx):
+    ana = factories.make_user(name="Ana")
+    chat = factories.make_conversation(name="Espera")
+    factories.make_message(chat, occurred_at=T0)
+    factories.make_agent_reply(chat, ana, T0 + timedelta(minutes=3), outcome=Outcome.FAILED)
+    factories.make_agent_reply(chat, ana, T0 + timedelta(minutes=6))
+    [row] = build_report(T0 - timedelta(hours=1), T0 + timedelta(hours=1), SANTIAGO).totals
+    assert row.messages_sent == 1 and row.failed == 1
+    assert row.response_times == [timedelta(minutes=6)]
+
+
+def test_a_period_over_a_year_names_both_years_and_its_chart_has_no_negative_bar(app, auth):
+    auth.login_as(Role.LEAD)
+    html = auth.client.get("/review/reports?since=2025-12-01&until=2026-11-30").get_data(as_text=True)
+    assert "Per agent, 01 Dec 2025 – 30 Nov 2026" in html
+    widths = [float(width) for width in re.findall(r'<rect [^>]*width="([-0-9.e]+)"', html)]
+    assert len(widths) >= 365 and min(widths) > 0
+    heights = [float(height) for height in re.findall(r'<rect [^>]*height="([-0-9.e]+)"', html)]
+    assert min(heights) >= 0
 
 
 def test_the_period_excludes_later_sends_but_keeps_earlier_waiting_customers(data):
@@ -85,11 +107,11 @@ def test_reports_page_and_csv(app, auth, data):
     auth.client.set_cookie("tz", "America%2FSantiago")
     html = auth.client.get("/review/reports?since=2026-11-18&until=2026-11-19").get_data(as_text=True)
     assert html.count("<svg") == 2 and "Time to first human reply" in html
-    assert "<td>Ana</td><td>2</td><td>5</td>" in html
+    assert "<td>Ana</td><td>2</td><td>4</td>" in html
     response = auth.client.get("/review/reports.csv?since=2026-11-18&until=2026-11-19")
     rows = list(csv.DictReader(io.StringIO(response.get_data(as_text=True))))
     assert [(r["day"], r["agent"], r["messages_sent"], r["median_response_seconds"]) for r in rows] == [
-        ("2026-11-18", "Ana", "4", "300"),
+        ("2026-11-18", "Ana", "3", "300"),
         ("2026-11-19", "Ana", "1", ""),
         ("2026-11-18", "Bea", "2", "120"),
     ]

@@ -89,7 +89,7 @@ def build_report(since: datetime, until: datetime, zone: ZoneInfo) -> Report:
     for message, response_time in agent_sends(since, until):
         row = row_of(message.author_user_id, message.occurred_at)
         row.conversations.add(message.conversation_id)
-        row.messages_sent += 1
+        row.messages_sent += message.outcome != Outcome.FAILED  # a failed send was not sent
         if response_time is not None:
             row.response_times.append(response_time)
         if message.window_override:
@@ -135,7 +135,8 @@ def agent_sends(since: datetime, until: datetime) -> Iterable[tuple[Row, timedel
         if message.direction == Direction.INBOUND:
             waiting_since.setdefault(message.conversation_id, message.occurred_at)
             continue
-        started = waiting_since.pop(message.conversation_id, None)
+        # A failed send answered nobody: the customer is still waiting.
+        started = None if message.outcome == Outcome.FAILED else waiting_since.pop(message.conversation_id, None)
         if message.occurred_at >= since and message.author_user_id is not None:
             yield message, (message.occurred_at - started) if started else None
 
