@@ -453,3 +453,17 @@ def test_leads_list_overrides_with_reason_agent_and_outcome(app, client, auth):
 def test_agents_cannot_list_overrides(client, auth):
     auth.login_as(Role.AGENT)
     assert client.get("/review/overrides").status_code == 403
+
+
+def test_a_template_deactivated_meanwhile_is_refused_with_the_reason_shown(app, client, auth):
+    auth.login_as(Role.AGENT)
+    with app.app_context():
+        conversation_id = factories.make_conversation(last_inbound_at=utcnow() - timedelta(hours=30)).id
+        template_id = register().id
+    form = template_form(auth, conversation_id, template_id) | {"value-0": "Ana", "value-1": "A-1"}
+    with app.app_context():
+        db.session.get(MessageTemplate, template_id).active = False
+        db.session.commit()
+    response = client.post(f"/conversations/{conversation_id}/templates", data=form, headers=PARTIAL)
+    assert response.status_code == 422
+    assert "That template is not available any more: choose another." in response.get_data(as_text=True)
