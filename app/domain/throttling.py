@@ -90,11 +90,12 @@ def record_outcome(charge: Charge, pair: LoginThrottle, *, succeeded: bool, now:
         advance(pair, policy, policy.forget_after, now)
         return
     pair.attempts, pair.blocked_until = 0, None
-    db.session.execute(
-        update(LoginThrottle)
-        .where(LoginThrottle.key.in_([charge.account, charge.address]), LoginThrottle.attempts > 0)
-        .values(attempts=LoginThrottle.attempts - 1)
-    )
+    for name in sorted([charge.account, charge.address]):  # in the keys' order, as locked_rows takes them
+        db.session.execute(
+            update(LoginThrottle)
+            .where(LoginThrottle.key == name, LoginThrottle.attempts > 0)
+            .values(attempts=LoginThrottle.attempts - 1)
+        )
 
 
 def key(kind: str, value: str) -> str:
@@ -102,11 +103,13 @@ def key(kind: str, value: str) -> str:
 
 
 def locked_rows(keys: list[str], now: datetime) -> dict[str, LoginThrottle]:
-    """The counters, created when missing and locked until the commit, always in the same order (no deadlock).
-    The no-op UPDATE takes the row lock on PostgreSQL and the write lock on SQLite before anything is read."""
+    """The counters, created when missing and locked until the commit. Every lock is taken row by row in the
+    keys' order, inserts included: one UPDATE over several keys locks them in whatever order it meets them, and two
+    sign-ins sharing an account or an address then deadlock. The no-op UPDATE takes the row lock on PostgreSQL and
+    the write lock on SQLite before anything is read."""
     for name in sorted(keys):
         insert_ignoring_conflict(LoginThrottle, {"key": name, "attempts": 0, "last_attempt_at": now}, "key")
-    db.session.execute(update(LoginThrottle).where(LoginThrottle.key.in_(keys)).values(key=LoginThrottle.key))
+        db.session.execute(update(LoginThrottle).where(LoginThrottle.key == name).values(key=LoginThrottle.key))
     rows = db.session.scalars(
         select(LoginThrottle).where(LoginThrottle.key.in_(keys)).execution_options(populate_existing=True)
     )
