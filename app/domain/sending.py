@@ -109,21 +109,16 @@ def send_reply(
         db.session.rollback()  # nothing stored; let the next send go
         raise
 
-    message = Message(
-        conversation=conversation,
-        direction=Direction.OUTBOUND,
-        author=Author.AGENT,
-        author_user=agent,
-        body=text,
+    message = agent_message(
+        conversation,
+        agent,
+        text,
+        reply.idempotency_key,
+        now,
         quoted_message=quoted,
         pause_assistant=reply.pause_assistant,
         business_number=number,
-        outcome=Outcome.SENDING,
-        idempotency_key=reply.idempotency_key,
         window_override=not window.allows_free_form,
-        occurred_at=now,
-        created_at=now,
-        updated_at=now,
     )
     events = [override_event(message, agent, window, reason, now)] if message.window_override else []
     if newer is not None:
@@ -142,6 +137,25 @@ def send_reply(
     )
     deliver(message, lambda: client.send_session_message(outgoing), agent, pause=reply.pause_assistant, now=now)
     return message
+
+
+def agent_message(
+    conversation: Conversation, agent: User, text: str, idempotency_key: str, now: datetime, **fields
+) -> Message:
+    """An agent's message about to go out: "sending" until Vambe answers."""
+    return Message(
+        conversation=conversation,
+        direction=Direction.OUTBOUND,
+        author=Author.AGENT,
+        author_user=agent,
+        body=text,
+        outcome=Outcome.SENDING,
+        idempotency_key=idempotency_key,
+        occurred_at=now,
+        created_at=now,
+        updated_at=now,
+        **fields,
+    )
 
 
 def lock_for_sending(conversation: Conversation, idempotency_key: str) -> Message | None:
@@ -334,20 +348,15 @@ def send_template(
     except (SendRefused, TemplateRefused) as refusal:
         db.session.rollback()
         raise SendRefused(str(refusal)) from None
-    message = Message(
-        conversation=conversation,
-        direction=Direction.OUTBOUND,
-        author=Author.AGENT,
-        author_user=agent,
-        body=text,
+    message = agent_message(
+        conversation,
+        agent,
+        text,
+        chosen.idempotency_key,
+        now,
         pause_assistant=False,
         business_number=conversation.business_number,
-        outcome=Outcome.SENDING,
-        idempotency_key=chosen.idempotency_key,
         template_name=template.name,
-        occurred_at=now,
-        created_at=now,
-        updated_at=now,
     )
     stored = commit_sending(message, agent, [], assign_unassigned=assign_unassigned, now=now)
     if stored is not message:
