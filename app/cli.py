@@ -136,7 +136,7 @@ def sweep_command() -> None:
 
 @handoffs_cli.command("poll")
 @click.option("--loop", is_flag=True, help="Keep polling (for a container); otherwise poll once (for cron).")
-@click.option("--every", default=60, show_default=True, type=click.IntRange(10, 3600), help="Seconds between polls.")
+@click.option("--every", default=60, show_default=True, type=click.IntRange(1, 3600), help="Seconds between polls.")
 def poll_command(loop: bool, every: int) -> None:
     """Queue the contacts Vambe lists as waiting for a human, and conversations whose window is closing
     unanswered. Runs once at a time across every worker and instance; a second poller skips its turn."""
