@@ -196,11 +196,12 @@ def export_templates_command() -> None:
 @click.argument("phone")
 @click.argument("text")
 @click.option("--name", default="", help="The customer's name, when the phone is new to the sandbox.")
-def customer_says_command(phone: str, text: str, name: str) -> None:
+@click.option("--ai-ignores-pause", is_flag=True, help="The sandbox AI answers even if a person paused it.")
+def customer_says_command(phone: str, text: str, name: str, ai_ignores_pause: bool) -> None:
     """Write TEXT to the business as the WhatsApp customer PHONE (through the real webhook path)."""
     require_sandbox()
     try:
-        customer_says(phone, text, name=name, now=utcnow())
+        customer_says(phone, text, name=name, now=utcnow(), ai_ignores_pause=ai_ignores_pause)
     except UnknownSandboxPhone as error:
         raise click.ClickException(str(error)) from None
     click.echo("Delivered.")

@@ -84,6 +84,8 @@ class AuditKind(StrEnum):
     HANDOFF_PHRASE_ADDED = "handoff_phrase_added"
     HANDOFF_PHRASE_REMOVED = "handoff_phrase_removed"
     TEMPLATE_SAVED = "template_saved"
+    AI_AFTER_TAKEOVER = "ai_after_takeover"  # an incident: something other than Handoff wrote after the pause
+    RESUMED_ON_PURPOSE = "resumed_on_purpose"  # a lead's word that such an incident was intended
     TEMPLATES_IMPORTED = "templates_imported"
 
 

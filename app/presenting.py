@@ -174,6 +174,10 @@ AUDIT_LABELS = {
     AuditKind.HANDOFF_TAKEN: "took it from the queue",
     AuditKind.HANDOFF_PHRASE_ADDED: "added a handoff phrase",
     AuditKind.HANDOFF_PHRASE_REMOVED: "removed a handoff phrase",
+    AuditKind.TEMPLATE_SAVED: "saved a template",
+    AuditKind.TEMPLATES_IMPORTED: "imported templates",
+    AuditKind.AI_AFTER_TAKEOVER: "saw the AI (or another tool) write after the takeover: an incident",
+    AuditKind.RESUMED_ON_PURPOSE: "marked the AI's return as intended",
 }
 
 

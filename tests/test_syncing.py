@@ -23,6 +23,8 @@ from app.domain.sending import Reply, send_reply
 from app.domain.syncing import SyncReport, contacts_to_sync, refresh_conversation, sync_contact
 from app.extensions import db
 from app.models import (
+    AuditEvent,
+    AuditKind,
     Author,
     BusinessNumber,
     Conversation,
@@ -297,6 +299,22 @@ class TestHistory:
             ("Mensaje del bot", Author.ASSISTANT),
             ("Recordatorio de la campaña", Author.OTHER_TOOL),
         ]
+
+    def test_a_sync_that_finds_the_ai_writing_after_the_pause_raises_the_incident(self, app_ctx, account, fake, vambe):
+        contact_id = account.add_contact()
+        start = utcnow() - timedelta(hours=2)
+        account.say(contact_id, "OUTBOUND", "Mensaje del bot", start)
+        account.say(contact_id, "OUTBOUND", "El bot otra vez", start + timedelta(hours=1))
+        agent = factories.make_user()
+        conversation = factories.make_conversation(vambe_contact_id=contact_id, phone="+" + PHONE)
+        conversation.assistant_paused_at = start + timedelta(minutes=30)
+        conversation.assistant_paused_by_id = conversation.assignee_id = agent.id
+        db.session.commit()
+
+        sync(vambe, ref(account, contact_id))
+
+        [incident] = db.session.scalars(select(AuditEvent).where(AuditEvent.kind == AuditKind.AI_AFTER_TAKEOVER)).all()
+        assert incident.message.body == "El bot otra vez"
 
     def test_an_interrupted_sync_run_again_completes_without_duplicates(self, app_ctx, account, fake, vambe):
         contact_id = account.add_contact()

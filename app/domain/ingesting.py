@@ -155,9 +155,30 @@ def record_outbound(
         advance_outcome(own, outcome, now)
         return own
     paused_at = conversation.assistant_paused_at
-    author = Author.ASSISTANT if paused_at is None or occurred_at < paused_at else Author.OTHER_TOOL
+    after_pause = paused_at is not None and occurred_at >= paused_at
+    author = Author.OTHER_TOOL if after_pause else Author.ASSISTANT
     observed = ObservedMessage(Direction.OUTBOUND, author, body, occurred_at, provider_message_id, outcome, fingerprint)
-    return ingest_message(contact, observed, now=now).message
+    result = ingest_message(contact, observed, now=now)
+    if result.created and after_pause:
+        notice_writing_after_pause(conversation, result.message, now=now)
+    return result.message
+
+
+def notice_writing_after_pause(conversation: Conversation, message: Message, *, now: datetime) -> None:
+    """Vambe says nothing of who sent a message, so one Handoff did not send, going out after Handoff paused the
+    assistant, is the AI (or another tool) writing again. While a person has the conversation (open and
+    assigned), that is an incident: the customer hears two voices."""
+    if conversation.status != ConversationStatus.OPEN or conversation.assignee_id is None:
+        return
+    db.session.add(
+        AuditEvent(
+            occurred_at=now,
+            kind=AuditKind.AI_AFTER_TAKEOVER,
+            conversation_id=conversation.id,
+            message_id=message.id,
+            details={"paused_at": conversation.assistant_paused_at.isoformat()},
+        )
+    )
 
 
 def matching_message(

@@ -178,6 +178,74 @@ def overrides_between(since: datetime, until: datetime) -> list[AuditEvent]:
     )
 
 
+def incidents_between(since: datetime, until: datetime) -> list[AuditEvent]:
+    """The AI (or another tool) writing after a takeover, newest first, with the message and whether a lead
+    marked it as intended (``resumed_by``, set on each event returned)."""
+    incidents = list(
+        db.session.scalars(
+            select(AuditEvent)
+            .where(
+                AuditEvent.kind == AuditKind.AI_AFTER_TAKEOVER,
+                AuditEvent.occurred_at >= since,
+                AuditEvent.occurred_at < until,
+            )
+            .options(joinedload(AuditEvent.conversation), joinedload(AuditEvent.message))
+            .order_by(AuditEvent.occurred_at.desc(), AuditEvent.id.desc())
+        )
+    )
+    excused = {
+        event.details.get("incident"): event
+        for event in db.session.scalars(
+            select(AuditEvent)
+            .where(
+                AuditEvent.kind == AuditKind.RESUMED_ON_PURPOSE,
+                AuditEvent.message_id.in_([incident.message_id for incident in incidents]),
+            )
+            .options(joinedload(AuditEvent.actor))
+        )
+    }
+    for incident in incidents:
+        incident.resumed_by = excused.get(incident.id)
+    return incidents
+
+
+def mark_resumed_on_purpose(incident: AuditEvent, lead: User, *, now: datetime) -> None:
+    """A lead's word that the AI's return was intended (someone resumed it in Vambe); commits, once."""
+    already = db.session.scalar(
+        select(AuditEvent.id).where(
+            AuditEvent.kind == AuditKind.RESUMED_ON_PURPOSE, AuditEvent.message_id == incident.message_id
+        )
+    )
+    if already is not None:
+        return
+    db.session.add(
+        AuditEvent(
+            occurred_at=now,
+            kind=AuditKind.RESUMED_ON_PURPOSE,
+            actor=lead,
+            conversation_id=incident.conversation_id,
+            message_id=incident.message_id,
+            details={"incident": incident.id},
+        )
+    )
+    db.session.commit()
+
+
+def incidents_per_day(since: datetime, until: datetime, zone: ZoneInfo) -> list[tuple[date, int]]:
+    """How many times per local day the AI (or another tool) wrote after a takeover; the days with any."""
+    counts = Counter(
+        moment.astimezone(zone).date()
+        for moment in db.session.scalars(
+            select(AuditEvent.occurred_at).where(
+                AuditEvent.kind == AuditKind.AI_AFTER_TAKEOVER,
+                AuditEvent.occurred_at >= since,
+                AuditEvent.occurred_at < until,
+            )
+        )
+    )
+    return [(day, counts[day]) for day in days_of(since, until, zone) if counts[day]]
+
+
 def totals_per_agent(rows: list[AgentDay]) -> list[AgentDay]:
     totals: dict[int | None, AgentDay] = {}
     for row in rows:
@@ -196,8 +264,13 @@ def volume_per_day(rows: list[AgentDay], since: datetime, until: datetime, zone:
     counts = defaultdict(int)
     for row in rows:
         counts[row.day] += row.messages_sent
+    return [(day, counts[day]) for day in days_of(since, until, zone)]
+
+
+def days_of(since: datetime, until: datetime, zone: ZoneInfo) -> list[date]:
+    """Every local day of the period [since, until)."""
     first, last = since.astimezone(zone).date(), (until - timedelta(microseconds=1)).astimezone(zone).date()
-    return [(first + timedelta(days=n), counts[first + timedelta(days=n)]) for n in range((last - first).days + 1)]
+    return [first + timedelta(days=n) for n in range((last - first).days + 1)]
 
 
 def distribution(response_times: Iterable[timedelta]) -> list[tuple[str, int]]:

@@ -5,6 +5,7 @@ from app import vambe_client
 from app.clock import utcnow
 from app.domain import conversations, handoffs
 from app.domain.assigning import AssignmentRefused, assign, set_status
+from app.domain.assistant import assistant_state
 from app.domain.quick_replies import list_quick_replies
 from app.domain.sending import (
     NewerReply,
@@ -312,5 +313,6 @@ def render_conversation(
         assign_form=assign_form,
         quick_replies=list_quick_replies(),
         **handoff_context(conversation),
+        assistant=assistant_state(conversation),
         **context,
     )

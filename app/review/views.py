@@ -2,19 +2,26 @@ import csv
 import io
 from datetime import date, timedelta
 
-from flask import Response, abort, current_app, request, stream_with_context, url_for
+from flask import Response, abort, current_app, redirect, request, stream_with_context, url_for
 from flask_login import current_user
 
 from app.clock import utcnow
 from app.domain import conversations
 from app.domain.accounts import list_users
-from app.domain.reporting import build_report, handoffs_answered_by, overrides_between
+from app.domain.reporting import (
+    build_report,
+    handoffs_answered_by,
+    incidents_between,
+    incidents_per_day,
+    mark_resumed_on_purpose,
+    overrides_between,
+)
 from app.domain.searching import iterate_matches, search_messages
 from app.domain.window import window_status
 from app.extensions import db
 from app.htmx import render_page_or_partial
 from app.inputs import day, record_id
-from app.models import Conversation, Role, User
+from app.models import AuditEvent, AuditKind, Conversation, Role, User
 from app.presenting import author_label, start_of_local_day, viewer_zone
 from app.review import bp
 from app.review.forms import SearchForm
@@ -114,7 +121,15 @@ def current_report():
 @lead_only
 def reports():
     report, first, last = current_report()
-    return render_page_or_partial("review/reports.html", "review/reports.html", report=report, first=first, last=last)
+    since, until = start_of_local_day(first), start_of_local_day(last, next_day=True)
+    return render_page_or_partial(
+        "review/reports.html",
+        "review/reports.html",
+        report=report,
+        first=first,
+        last=last,
+        incidents=incidents_per_day(since, until, viewer_zone()),
+    )
 
 
 @bp.get("/handoffs")
@@ -144,6 +159,27 @@ def overrides():
     return render_page_or_partial(
         "review/overrides.html", "review/overrides.html", overrides=found, first=first, last=last
     )
+
+
+@bp.get("/incidents")
+@lead_only
+def incidents():
+    """The AI (or another tool) writing after a person took over: each one, and whether it was intended."""
+    first, last = report_period()
+    found = incidents_between(start_of_local_day(first), start_of_local_day(last, next_day=True))
+    return render_page_or_partial(
+        "review/incidents.html", "review/incidents.html", incidents=found, first=first, last=last
+    )
+
+
+@bp.post("/incidents/<id:event_id>/resumed")
+@lead_only
+def resumed_on_purpose(event_id: int):
+    incident = db.get_or_404(AuditEvent, event_id, description="There is no such incident.")
+    if incident.kind != AuditKind.AI_AFTER_TAKEOVER:
+        abort(404, "There is no such incident.")
+    mark_resumed_on_purpose(incident, current_user._get_current_object(), now=utcnow())
+    return redirect(url_for("review.incidents", _anchor=f"incident-{incident.id}"), 303)
 
 
 @bp.get("/reports.csv")

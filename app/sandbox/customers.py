@@ -42,8 +42,11 @@ class UnknownSandboxPhone(ValueError):
     """The phone number is not one a sandbox customer could write from."""
 
 
-def customer_says(phone: str, text: str, *, name: str = "", now: datetime) -> SandboxMessage:
-    """A customer writes on WhatsApp: Vambe stores it, notifies Handoff, and its AI may answer."""
+def customer_says(
+    phone: str, text: str, *, name: str = "", now: datetime, ai_ignores_pause: bool = False
+) -> SandboxMessage:
+    """A customer writes on WhatsApp: Vambe stores it, notifies Handoff, and its AI may answer; with
+    ``ai_ignores_pause`` it answers even though a person paused it, as a misbehaving AI would."""
     digits = re.sub(r"\D", "", phone)
     if not phone.strip():
         raise UnknownSandboxPhone("Give the customer's phone number, with its country code.")
@@ -60,7 +63,7 @@ def customer_says(phone: str, text: str, *, name: str = "", now: datetime) -> Sa
         db.session.add(contact)
     message = store(contact, "INBOUND", "customer", text, now)
     notify("message.received", message, now)
-    if contact.assistant_paused or contact.chat_status not in AI_ANSWERS_WHILE:
+    if not ai_ignores_pause and (contact.assistant_paused or contact.chat_status not in AI_ANSWERS_WHILE):
         return message
     # A moment later, so that every list (the customer's phone, the thread) shows the answer after the question.
     language = handover_language(text)

@@ -1,5 +1,5 @@
 from flask_wtf import FlaskForm
-from wtforms import SelectField, StringField, SubmitField, TextAreaField, ValidationError
+from wtforms import BooleanField, SelectField, StringField, SubmitField, TextAreaField, ValidationError
 from wtforms.validators import DataRequired, Length, Optional
 
 NEW_CUSTOMER = "new"
@@ -10,6 +10,8 @@ class CustomerMessageForm(FlaskForm):
     new_phone = StringField("New customer's phone", validators=[Optional(), Length(max=20)])
     new_name = StringField("New customer's name", validators=[Optional(), Length(max=120)])
     message = TextAreaField("Customer message", validators=[DataRequired(), Length(max=4096)])
+    # To test Handoff's incidents: Vambe's AI writing although a person paused it.
+    ai_ignores_pause = BooleanField("The AI answers even if paused (misbehaves)")
     submit = SubmitField("Send as customer")
 
     def validate_contact(self, field) -> None:

@@ -34,6 +34,7 @@ def send_as_customer():
             form.message.data,
             name=form.new_name.data or "",
             now=utcnow(),
+            ai_ignores_pause=bool(form.ai_ignores_pause.data),
         )
     except UnknownSandboxPhone as error:
         form.new_phone.errors.append(str(error))
