@@ -107,7 +107,9 @@ def test_reports_page_and_csv(app, auth, data):
     auth.client.set_cookie("tz", "America%2FSantiago")
     html = auth.client.get("/review/reports?since=2026-11-18&until=2026-11-19").get_data(as_text=True)
     assert html.count("<svg") == 2 and "Time to first human reply" in html
-    assert "<td>Ana</td><td>2</td><td>4</td>" in html
+    assert re.search(
+        r'<td>Ana</td><td><a [^>]*data-measure="conversations">2</a></td><td><a [^>]*data-measure="sent">4</a>', html
+    )
     response = auth.client.get("/review/reports.csv?since=2026-11-18&until=2026-11-19")
     rows = list(csv.DictReader(io.StringIO(response.get_data(as_text=True))))
     assert [(r["day"], r["agent"], r["messages_sent"], r["median_response_seconds"]) for r in rows] == [
@@ -158,3 +160,41 @@ def test_a_period_of_366_days_is_taken_and_its_page_stays_small(app, auth):
     response = auth.client.get("/review/reports", query_string={"since": "2025-01-01", "until": "2026-01-01"})
     assert response.status_code == 200
     assert len(response.get_data()) < 2_000_000
+
+
+def test_every_figure_links_to_exactly_the_messages_or_conversations_it_counts(app, auth, data):
+    auth.login_as(Role.LEAD)
+    auth.client.set_cookie("tz", "America%2FSantiago")
+    html = auth.client.get("/review/reports?since=2026-11-18&until=2026-11-19").get_data(as_text=True)
+    links = re.findall(r'<a href="(/review/report-items\?[^"]+)" data-measure="(\w+)">([^<]*)</a>', html)
+    assert {measure for _, measure, _ in links} == {
+        "conversations",
+        "sent",
+        "responses",
+        "overrides",
+        "failed",
+        "unknown",
+    }
+    with app.app_context():
+        report = build_report(datetime(2026, 11, 18, 3, tzinfo=UTC), datetime(2026, 11, 20, 3, tzinfo=UTC), SANTIAGO)
+        responses = {(row.agent_id, row.day.isoformat()): len(row.response_times) for row in report.rows}
+        responses |= {(row.agent_id, None): len(row.response_times) for row in report.totals}
+    for url, measure, text in links:
+        page = auth.client.get(url.replace("&amp;", "&"))
+        assert page.status_code == 200, url
+        listed = page.get_data(as_text=True)
+        rows = re.findall(r'<tr data-message="(\d+)" data-conversation="(\d+)">', listed)
+        if measure == "responses":
+            agent = int(re.search(r"agent=(\d+)", url).group(1))
+            day = re.search(r"day=([\d-]+)", url)
+            assert len(rows) == responses[(agent, day.group(1) if day else None)], url
+        else:
+            assert len(rows) == int(text), (url, measure, text)
+        if measure == "conversations":
+            assert len({conversation for _, conversation in rows}) == len(rows)
+
+
+@pytest.mark.parametrize("query", ["measure=sent", "agent=1&measure=everything", "agent=x&measure=sent"])
+def test_a_bad_figure_link_is_a_clear_400(app, auth, query):
+    auth.login_as(Role.LEAD)
+    assert auth.client.get(f"/review/report-items?{query}").status_code == 400

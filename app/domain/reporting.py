@@ -115,6 +115,7 @@ def agent_sends(since: datetime, until: datetime) -> Iterable[tuple[Row, timedel
     # Only the columns a report counts: a year of messages must not become a year of ORM objects and bodies.
     query = (
         select(
+            Message.id,
             Message.conversation_id,
             Message.occurred_at,
             Message.direction,
@@ -148,6 +149,52 @@ def answered_handoffs(since: datetime, until: datetime) -> Iterable[Row]:
             Handoff.answered_at >= since, Handoff.answered_at < until, Handoff.answered_by_id.is_not(None)
         )
     )
+
+
+# What each figure of an agent's row counts, as build_report counts it: (message row, response time) -> bool.
+MEASURES = {
+    "conversations": lambda message, waited: True,
+    "sent": lambda message, waited: message.outcome != Outcome.FAILED,
+    "responses": lambda message, waited: waited is not None,
+    "overrides": lambda message, waited: message.window_override,
+    "failed": lambda message, waited: message.outcome == Outcome.FAILED,
+    "unknown": lambda message, waited: message.outcome == Outcome.UNKNOWN,
+}
+
+
+@dataclass(frozen=True)
+class ReportItem:
+    message: Message
+    response_time: timedelta | None
+
+
+def report_items(
+    agent_id: int, measure: str, since: datetime, until: datetime, zone: ZoneInfo, day: date | None = None
+) -> list[ReportItem]:
+    """The agent's messages behind one figure of the report (a whole period, or one local day of it), walked
+    exactly as build_report walks them, oldest first. For "conversations", each conversation's first."""
+    counts = MEASURES[measure]
+    chosen, seen = [], set()
+    for message, waited in agent_sends(since, until):
+        if message.author_user_id != agent_id or not counts(message, waited):
+            continue
+        if day is not None and message.occurred_at.astimezone(zone).date() != day:
+            continue
+        if measure == "conversations":
+            if message.conversation_id in seen:
+                continue
+            seen.add(message.conversation_id)
+        chosen.append((message.id, waited))
+    loaded = {
+        message.id: message
+        for message in db.session.scalars(
+            select(Message)
+            .where(Message.id.in_([message_id for message_id, _ in chosen]))
+            .options(joinedload(Message.conversation))
+        )
+    }
+    items = [ReportItem(loaded[message_id], waited) for message_id, waited in chosen]
+    return sorted(items, key=lambda item: (item.message.occurred_at, item.message.id))
 
 
 def handoffs_answered_by(agent_id: int, since: datetime, until: datetime) -> list[Handoff]:

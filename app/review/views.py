@@ -9,12 +9,14 @@ from app.clock import utcnow
 from app.domain import conversations
 from app.domain.accounts import list_users
 from app.domain.reporting import (
+    MEASURES,
     build_report,
     handoffs_answered_by,
     incidents_between,
     incidents_per_day,
     mark_resumed_on_purpose,
     overrides_between,
+    report_items,
 )
 from app.domain.searching import iterate_matches, search_messages
 from app.domain.window import window_status
@@ -158,6 +160,33 @@ def overrides():
     found = overrides_between(start_of_local_day(first), start_of_local_day(last, next_day=True))
     return render_page_or_partial(
         "review/overrides.html", "review/overrides.html", overrides=found, first=first, last=last
+    )
+
+
+@bp.get("/report-items")
+@lead_only
+def report_items_view():
+    """The messages (or conversations) behind one figure of an agent's row in the report."""
+    measure = request.args.get("measure", "")
+    if measure not in MEASURES:
+        abort(400, f"Say which figure to list: measure is one of {', '.join(MEASURES)}.")
+    agent_id = record_id(request.args.get("agent"), "agent")
+    if agent_id is None:
+        abort(400, "Say whose figures to list: the link needs ?agent=<user number>.")
+    agent = db.get_or_404(User, agent_id, description=f"There is no user #{agent_id}.")
+    first, last = report_period()
+    one_day = day(request.args.get("day"), "day")
+    since, until = start_of_local_day(first), start_of_local_day(last, next_day=True)
+    items = report_items(agent.id, measure, since, until, viewer_zone(), one_day)
+    return render_page_or_partial(
+        "review/report_items.html",
+        "review/report_items.html",
+        agent=agent,
+        measure=measure,
+        items=items,
+        first=first,
+        last=last,
+        one_day=one_day,
     )
 
 
