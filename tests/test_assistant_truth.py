@@ -12,7 +12,7 @@ from sqlalchemy import select
 from app.clock import utcnow
 from app.domain.assistant import assistant_state
 from app.domain.deliveries import receive_delivery
-from app.domain.reporting import incidents_between, incidents_per_day, mark_resumed_on_purpose
+from app.domain.reporting import incidents_between, incidents_per_day
 from app.domain.sending import Reply, send_reply
 from app.extensions import db
 from app.models import AuditEvent, AuditKind, Author, ConversationStatus, Role
@@ -73,7 +73,8 @@ def test_a_message_before_the_pause_is_no_incident_and_handoffs_own_send_neither
     assert assistant_state(conversation).paused
 
 
-def test_a_paused_reply_and_its_own_echo_raise_no_incident(app, app_ctx):
+def taken_over_in_the_sandbox(app):
+    """A sandbox conversation assigned to an agent whose reply paused the AI (its echo comes back as a webhook)."""
     factories.make_sandbox_channels()
     conversation = factories.make_sandbox_conversation()
     agent = factories.make_user(name="Camila")
@@ -87,23 +88,16 @@ def test_a_paused_reply_and_its_own_echo_raise_no_incident(app, app_ctx):
         now=utcnow(),
         warning=app.config["WINDOW_WARNING"],
     )
+    return conversation
+
+
+def test_a_paused_reply_and_its_own_echo_raise_no_incident(app, app_ctx):
+    conversation = taken_over_in_the_sandbox(app)
     assert incidents() == [] and assistant_state(conversation).paused
 
 
 def test_the_sandbox_ai_told_to_misbehave_raises_the_incident_end_to_end(app, app_ctx):
-    factories.make_sandbox_channels()
-    conversation = factories.make_sandbox_conversation()
-    agent = factories.make_user(name="Camila")
-    conversation.assignee_id = agent.id
-    db.session.commit()
-    send_reply(
-        conversation,
-        agent,
-        Reply(text="Hola, te atiendo yo", idempotency_key=uuid.uuid4().hex),
-        client=app.extensions["vambe_client"],
-        now=utcnow(),
-        warning=app.config["WINDOW_WARNING"],
-    )
+    conversation = taken_over_in_the_sandbox(app)
     customer_says(conversation.phone, "Gracias", now=utcnow())  # a well-behaved AI stays quiet
     assert incidents() == []
     customer_says(conversation.phone, "¿Y el envío?", now=utcnow() + timedelta(seconds=1), ai_ignores_pause=True)
@@ -151,7 +145,6 @@ def test_incidents_are_counted_per_local_day(app_ctx):
     days = incidents_per_day(now - timedelta(days=1), now + timedelta(days=1), zone)
     assert [count for _, count in days] == [2]
     assert len(incidents_between(now - timedelta(days=1), now + timedelta(days=1))) == 2
-    mark_resumed_on_purpose(incidents()[0], factories.make_user(role=Role.LEAD), now=now)
 
 
 def test_the_conversation_says_how_the_assistant_state_is_known(app, client, auth):

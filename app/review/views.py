@@ -1,6 +1,7 @@
 import csv
 import io
-from datetime import date, timedelta
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
 
 from flask import Response, abort, current_app, redirect, request, stream_with_context, url_for
 from flask_login import current_user
@@ -103,7 +104,23 @@ def export():
     return csv_download(CSV_COLUMNS, rows, f"handoff-messages-{utcnow():%Y%m%d-%H%M}.csv")
 
 
-def report_period() -> tuple[date, date]:
+@dataclass(frozen=True)
+class Period:
+    """The days a report covers, in the viewer's zone, and the instants that bound them."""
+
+    first: date
+    last: date
+
+    @property
+    def since(self) -> datetime:
+        return start_of_local_day(self.first)
+
+    @property
+    def until(self) -> datetime:
+        return start_of_local_day(self.last, next_day=True)
+
+
+def report_period() -> Period:
     """The days asked for (default: the last 7 days, today included), in the viewer's zone."""
     today = utcnow().astimezone(viewer_zone()).date()
     first = day(request.args.get("since"), "start date") or today - timedelta(days=6)
@@ -111,26 +128,34 @@ def report_period() -> tuple[date, date]:
     first, last = (first, last) if first <= last else (last, first)
     if (last - first).days >= MAX_REPORT_DAYS:
         abort(400, f"A report covers at most {MAX_REPORT_DAYS} days: choose a shorter period.")
-    return first, last
+    return Period(first, last)
 
 
-def current_report():
-    first, last = report_period()
-    return build_report(start_of_local_day(first), start_of_local_day(last, next_day=True), viewer_zone()), first, last
+def chosen_agent() -> User:
+    """The agent a drill-down link names (?agent=); a clear 400 or 404 when it names none."""
+    agent_id = record_id(request.args.get("agent"), "agent")
+    if agent_id is None:
+        abort(400, "Say whose figures to list: the link needs ?agent=<user number>.")
+    return db.get_or_404(User, agent_id, description=f"There is no user #{agent_id}.")
+
+
+def chosen_day_or(period: Period) -> Period:
+    """One day of the period when the link names one (?day=), the whole period otherwise."""
+    one_day = day(request.args.get("day"), "day")
+    return Period(one_day, one_day) if one_day is not None else period
 
 
 @bp.get("/reports")
 @lead_only
 def reports():
-    report, first, last = current_report()
-    since, until = start_of_local_day(first), start_of_local_day(last, next_day=True)
+    period = report_period()
     return render_page_or_partial(
         "review/reports.html",
         "review/reports.html",
-        report=report,
-        first=first,
-        last=last,
-        incidents=incidents_per_day(since, until, viewer_zone()),
+        report=build_report(period.since, period.until, viewer_zone()),
+        first=period.first,
+        last=period.last,
+        incidents=incidents_per_day(period.since, period.until, viewer_zone()),
     )
 
 
@@ -138,17 +163,15 @@ def reports():
 @lead_only
 def handoffs():
     """The handoffs behind one agent's first-response figures: for the report's period, or one day of it."""
-    agent_id = record_id(request.args.get("agent"), "agent")
-    if agent_id is None:
-        abort(400, "Say whose handoffs to list: the link needs ?agent=<user number>.")
-    agent = db.get_or_404(User, agent_id, description=f"There is no user #{agent_id}.")
-    first, last = report_period()
-    one_day = day(request.args.get("day"), "day")
-    if one_day is not None:
-        first = last = one_day
-    answered = handoffs_answered_by(agent.id, start_of_local_day(first), start_of_local_day(last, next_day=True))
+    agent, period = chosen_agent(), chosen_day_or(report_period())
+    answered = handoffs_answered_by(agent.id, period.since, period.until)
     return render_page_or_partial(
-        "review/handoffs.html", "review/handoffs.html", agent=agent, handoffs=answered, first=first, last=last
+        "review/handoffs.html",
+        "review/handoffs.html",
+        agent=agent,
+        handoffs=answered,
+        first=period.first,
+        last=period.last,
     )
 
 
@@ -156,10 +179,10 @@ def handoffs():
 @lead_only
 def overrides():
     """Free-form sends outside the window: the reason each agent gave, and the outcome."""
-    first, last = report_period()
-    found = overrides_between(start_of_local_day(first), start_of_local_day(last, next_day=True))
+    period = report_period()
+    found = overrides_between(period.since, period.until)
     return render_page_or_partial(
-        "review/overrides.html", "review/overrides.html", overrides=found, first=first, last=last
+        "review/overrides.html", "review/overrides.html", overrides=found, first=period.first, last=period.last
     )
 
 
@@ -170,22 +193,17 @@ def report_items_view():
     measure = request.args.get("measure", "")
     if measure not in MEASURES:
         abort(400, f"Say which figure to list: measure is one of {', '.join(MEASURES)}.")
-    agent_id = record_id(request.args.get("agent"), "agent")
-    if agent_id is None:
-        abort(400, "Say whose figures to list: the link needs ?agent=<user number>.")
-    agent = db.get_or_404(User, agent_id, description=f"There is no user #{agent_id}.")
-    first, last = report_period()
+    agent, period = chosen_agent(), report_period()
     one_day = day(request.args.get("day"), "day")
-    since, until = start_of_local_day(first), start_of_local_day(last, next_day=True)
-    items = report_items(agent.id, measure, since, until, viewer_zone(), one_day)
+    items = report_items(agent.id, measure, period.since, period.until, viewer_zone(), one_day)
     return render_page_or_partial(
         "review/report_items.html",
         "review/report_items.html",
         agent=agent,
         measure=measure,
         items=items,
-        first=first,
-        last=last,
+        first=period.first,
+        last=period.last,
         one_day=one_day,
     )
 
@@ -194,10 +212,10 @@ def report_items_view():
 @lead_only
 def incidents():
     """The AI (or another tool) writing after a person took over: each one, and whether it was intended."""
-    first, last = report_period()
-    found = incidents_between(start_of_local_day(first), start_of_local_day(last, next_day=True))
+    period = report_period()
+    found = incidents_between(period.since, period.until)
     return render_page_or_partial(
-        "review/incidents.html", "review/incidents.html", incidents=found, first=first, last=last
+        "review/incidents.html", "review/incidents.html", incidents=found, first=period.first, last=period.last
     )
 
 
@@ -214,7 +232,8 @@ def resumed_on_purpose(event_id: int):
 @bp.get("/reports.csv")
 @lead_only
 def export_report():
-    report, first, last = current_report()
+    period = report_period()
+    report, first, last = build_report(period.since, period.until, viewer_zone()), period.first, period.last
 
     rows = (
         [
