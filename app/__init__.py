@@ -135,11 +135,15 @@ def register_request_hooks(app: Flask) -> None:
 
 
 def build_vambe_client(app: Flask) -> VambeClient:
+    from app.clock import utcnow
+    from app.domain.health import count_vambe_answer
+
     client = VambeClient(
         app.config["VAMBE_API_BASE_URL"],
         app.config["VAMBE_API_KEY"],
         timeout=app.config["VAMBE_TIMEOUT"],
         total_timeout=app.config["VAMBE_TOTAL_TIMEOUT"],
+        on_answer=lambda failed: count_vambe_answer(failed, now=utcnow()),
     )
     if app.config["SANDBOX_MODE"]:
         from app.sandbox.transport import SandboxTransport

@@ -17,6 +17,8 @@ from app.domain.deliveries import replay_deliveries
 from app.domain.ingesting import parse_time
 from app.domain.jobs import single_runner
 from app.domain.polling import poll_waiting_contacts
+from app.domain.reconciling import JOB as RECONCILE_JOB
+from app.domain.reconciling import run_reconciliation
 from app.domain.sending import settle_stuck_sends
 from app.domain.syncing import SyncReport, contacts_to_sync, sync_business_numbers, sync_contact
 from app.domain.templates import TemplateRefused, export_templates, import_templates
@@ -140,20 +142,60 @@ def sweep_command() -> None:
 def poll_command(loop: bool, every: int) -> None:
     """Queue the contacts Vambe lists as waiting for a human, and conversations whose window is closing
     unanswered. Runs once at a time across every worker and instance; a second poller skips its turn."""
+    run_on_schedule("handoff-poll", report_poll, loop=loop, every=every, busy="Another poller is running")
+
+
+@click.command("reconcile")
+@click.option("--loop", is_flag=True, help="Keep reconciling (for a container); otherwise run once (for cron).")
+@click.option("--every", default=60, show_default=True, type=click.IntRange(1, 3600), help="Seconds between passes.")
+def reconcile_command(loop: bool, every: int) -> None:
+    """Read Vambe's history of contacts with recent sends (and of contacts that wrote after what Handoff holds):
+    move each message's state forward, settle sends of unknown fate, add what the webhooks missed. Runs once at a
+    time across every worker and instance; a second runner skips its turn."""
+    run_on_schedule(RECONCILE_JOB, report_reconciliation, loop=loop, every=every, busy="Another reconciliation runs")
+
+
+def run_on_schedule(job: str, run_once, *, loop: bool, every: int, busy: str) -> None:
+    """``run_once`` now (for cron), or every ``every`` seconds (for a container): one runner at a time."""
     while True:
-        with single_runner("handoff-poll") as mine:
+        with single_runner(job) as mine:
             if mine:
                 try:
-                    report_poll()
+                    run_once()
                 except click.ClickException as error:
                     if not loop:
                         raise
                     click.echo(f"Error: {error.format_message()}", err=True)  # the next turn may succeed
             else:
-                click.echo("Another poller is running; skipped this turn.")
+                click.echo(f"{busy}; skipped this turn.")
         if not loop:
             return
         time.sleep(every)
+
+
+def report_reconciliation() -> None:
+    config = current_app.config
+    try:
+        report = run_reconciliation(
+            vambe_client(),
+            now=utcnow(),
+            clock=utcnow,
+            lookback=config["RECONCILE_LOOKBACK"],
+            settle_after=config["RECONCILE_SETTLE"],
+            stuck_after=config["STUCK_SEND_AGE"],
+            wait=time.sleep,
+        )
+    except VambeError as error:
+        raise click.ClickException(f"Reconciling with Vambe failed: {error.agent_message}") from None
+    click.echo(
+        f"{report.contacts} contacts read: {report.advanced} messages moved forward, {report.late_failures} failed "
+        f"after Vambe accepted them, {report.unknown_settled} sends of unknown fate settled, {report.missed} "
+        "messages the webhooks missed."
+    )
+    if report.waited_seconds:
+        click.echo(f"Waited {report.waited_seconds:g} s because Vambe asked to slow down.")
+    for reason, count in report.skipped.most_common():
+        click.echo(f"Skipped {count}: {reason}")
 
 
 def report_poll() -> None:
@@ -243,3 +285,4 @@ def register(app: Flask) -> None:
     app.cli.add_command(handoffs_cli)
     app.cli.add_command(templates_cli)
     app.cli.add_command(demo_command)
+    app.cli.add_command(reconcile_command)

@@ -65,6 +65,12 @@ def load_config(env: Mapping[str, str], instance_path: Path) -> dict:
         # Replying to an unassigned conversation assigns it to the replier, as agents expect from other consoles.
         "ASSIGN_ON_REPLY": flag(env, "HANDOFF_ASSIGN_ON_REPLY", True),
         "STUCK_SEND_AGE": timedelta(minutes=positive_float(env, "HANDOFF_STUCK_SEND_MINUTES", 2)),
+        # Reconciliation reads the history this far back, and gives a webhook this long to arrive before it
+        # calls a message missed (the sandbox's webhooks arrive before its API answers).
+        "RECONCILE_LOOKBACK": timedelta(hours=positive_float(env, "HANDOFF_RECONCILE_LOOKBACK_HOURS", 48)),
+        "RECONCILE_SETTLE": timedelta(
+            seconds=whole_number(env, "HANDOFF_RECONCILE_SETTLE_SECONDS", 0 if sandbox else 120)
+        ),
         "TRUSTED_PROXIES": whole_number(env, "HANDOFF_TRUSTED_PROXIES", 0),
         "LOG_FORMAT": log_format,
         "SESSION_COOKIE_HTTPONLY": True,

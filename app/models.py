@@ -87,6 +87,9 @@ class AuditKind(StrEnum):
     AI_AFTER_TAKEOVER = "ai_after_takeover"  # an incident: something other than Handoff wrote after the pause
     RESUMED_ON_PURPOSE = "resumed_on_purpose"  # a lead's word that such an incident was intended
     TEMPLATES_IMPORTED = "templates_imported"
+    RECONCILED = "reconciled"  # an admin ran the reconciliation by hand
+    REVIEW_RULE_CHANGED = "review_rule_changed"
+    REVIEWED = "reviewed"
 
 
 class HandoffReason(StrEnum):
@@ -228,6 +231,20 @@ class Message(db.Model):
         # Review search by agent and day, and reports by period.
         Index("ix_messages_author_user_occurred", "author_user_id", "occurred_at"),
         Index("ix_messages_occurred_at", "occurred_at"),
+        # Reconciliation and the health panel look only at the few late failures and missed messages.
+        Index(
+            "ix_messages_failed_late",
+            "author_user_id",
+            "failed_late_at",
+            postgresql_where=text("failed_late_at IS NOT NULL"),
+            sqlite_where=text("failed_late_at IS NOT NULL"),
+        ),
+        Index(
+            "ix_messages_missed_by_webhook",
+            "created_at",
+            postgresql_where=text("missed_by_webhook"),
+            sqlite_where=text("missed_by_webhook"),
+        ),
         # The stuck-send sweep looks only at the few messages still sending.
         Index(
             "ix_messages_still_sending",
@@ -258,6 +275,11 @@ class Message(db.Model):
     window_override: Mapped[bool] = mapped_column(default=False)
     # Sent as this approved template (its name then): the text in ``body`` is the template filled in.
     template_name: Mapped[str | None] = mapped_column(String(120))
+    # Found in Vambe's history by reconciliation: no webhook ever delivered it.
+    missed_by_webhook: Mapped[bool] = mapped_column(default=False, server_default=text("false"))
+    # An agent's send that Vambe accepted and WhatsApp later reported failed; and when its agent saw that.
+    failed_late_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    late_failure_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     occurred_at: Mapped[datetime] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -436,3 +458,100 @@ class MessageTemplate(db.Model):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
     business_number: Mapped[BusinessNumber | None] = relationship()
+
+
+class JobRun(db.Model):
+    """The last run of a scheduled job (reconciliation, review sampling): what the health panel shows, and where
+    an incremental job resumes. Kept in the database: every worker and instance sees the same."""
+
+    __tablename__ = "job_runs"
+
+    job: Mapped[str] = mapped_column(String(40), primary_key=True)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    succeeded: Mapped[bool | None]
+    summary: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class VambeCallCount(db.Model):
+    """Calls to Vambe's API and how many of them failed on Vambe's side, per hour: the health panel's error rate."""
+
+    __tablename__ = "vambe_call_counts"
+
+    hour: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
+    calls: Mapped[int] = mapped_column(default=0)
+    errors: Mapped[int] = mapped_column(default=0)
+
+
+class ReviewReason(StrEnum):
+    WINDOW_CLOSED_UNANSWERED = "window_closed_unanswered"
+    OVERRIDE = "override"
+    FAILED_SEND = "failed_send"
+    INCIDENT = "incident"
+    LONG_WAIT = "long_wait"
+    RANDOM = "random"
+
+
+class ReviewRule(db.Model):
+    """A rule that samples conversations into the review queue; leads switch them on and off."""
+
+    __tablename__ = "review_rules"
+
+    reason: Mapped[str] = mapped_column(String(32), primary_key=True)
+    enabled: Mapped[bool] = mapped_column(default=True)
+    # The rule's one setting: minutes for a long wait, a percentage for the random share; unused by the others.
+    setting: Mapped[int | None]
+    updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    updated_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+
+    updated_by: Mapped[User | None] = relationship()
+
+
+PENDING_REVIEW = text("reviewed_at IS NULL")
+
+
+class ReviewItem(db.Model):
+    """A conversation sampled for a lead to review, why, and the lead's verdict."""
+
+    __tablename__ = "review_items"
+    __table_args__ = (
+        Index(
+            "uq_review_items_one_pending",
+            "conversation_id",
+            unique=True,
+            postgresql_where=PENDING_REVIEW,
+            sqlite_where=PENDING_REVIEW,
+        ),
+        Index("ix_review_items_reviewed", "agent_id", "reviewed_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id"), index=True)
+    reasons: Mapped[list[str]] = mapped_column(JSON, default=list)
+    sampled_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    # Whose work is reviewed: the conversation's assignee (or last replier) when it was sampled.
+    agent_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    reviewed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    reviewed_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    score: Mapped[int | None]
+    note: Mapped[str] = mapped_column(Text, default="")
+
+    conversation: Mapped[Conversation] = relationship()
+    agent: Mapped[User | None] = relationship(foreign_keys=[agent_id])
+    reviewed_by: Mapped[User | None] = relationship(foreign_keys=[reviewed_by_id])
+
+
+class ReviewComment(db.Model):
+    """A lead's comment on one message of a conversation under review."""
+
+    __tablename__ = "review_comments"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    review_item_id: Mapped[int] = mapped_column(ForeignKey("review_items.id"), index=True)
+    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id"))
+    author_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    author: Mapped[User] = relationship()

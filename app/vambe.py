@@ -4,6 +4,7 @@ import logging
 import re
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -69,6 +70,7 @@ class HistoryMessage:
     direction: str
     status: str | None
     type: str
+    error: str | None = None  # why WhatsApp failed it, when Vambe says (undocumented: read tolerantly)
 
 
 @dataclass(frozen=True)
@@ -153,8 +155,11 @@ class VambeClient:
         timeout: tuple[float, float] = (3.05, 10.0),
         total_timeout: float = 15.0,
         session: requests.Session | None = None,
+        on_answer: Callable[[bool], None] | None = None,
     ):
         self.base_url = base_url.rstrip("/")
+        # Told after every call whether Vambe failed it (its error rate on the health panel).
+        self.on_answer = on_answer
         self.timeout = timeout
         self.total_timeout = total_timeout
         self.session = session or requests.Session()
@@ -269,6 +274,16 @@ class VambeClient:
         return outcome["response"]
 
     def _request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        failed_on_vambe_side = True
+        try:
+            response = self._answer(method, path, **kwargs)
+            failed_on_vambe_side = response.status_code in VAMBE_SIDE_FAILURES or response.status_code >= 500
+            return response
+        finally:
+            if self.on_answer is not None:
+                self.on_answer(failed_on_vambe_side)
+
+    def _answer(self, method: str, path: str, **kwargs: Any) -> requests.Response:
         started = time.monotonic()
         try:
             response = self._call_within_deadline(method, path, **kwargs)
@@ -301,6 +316,11 @@ class VambeClient:
             (time.monotonic() - started) * 1000,
         )
         return response
+
+
+# Answers that say Vambe (or Handoff's key for it) is not working, as opposed to a refused message: with no
+# answer at all, they make the error rate.
+VAMBE_SIDE_FAILURES = {401, 403, 429}
 
 
 class CallOverran(Exception):
@@ -417,7 +437,28 @@ def history_message(item: dict[str, Any]) -> HistoryMessage | None:
         direction=text_or_empty(item.get("direction")).upper(),
         status=item.get("status") if isinstance(item.get("status"), str) else None,
         type=text_or_empty(item.get("type")) or "text",
+        error=failure_reason(item),
     )
+
+
+MAX_FAILURE_REASON = 300
+FAILURE_FIELDS = ("error", "error_message", "errorMessage", "failure_reason", "failed_reason", "errors")
+
+
+def failure_reason(item: dict[str, Any]) -> str | None:
+    """Why WhatsApp failed the message, under whichever name Vambe puts it (its history documents none): a text,
+    or an object or list of objects with a message, title or code."""
+    for name in FAILURE_FIELDS:
+        value = item.get(name)
+        if isinstance(value, list):
+            value = value[0] if value else None
+        if isinstance(value, dict):
+            code = value.get("code")
+            words = next((value[k] for k in ("message", "title", "details") if isinstance(value.get(k), str)), "")
+            value = f"({code}) {words}".strip() if isinstance(code, int | str) and code != "" else words
+        if isinstance(value, str) and value.strip():
+            return " ".join(value.split())[:MAX_FAILURE_REASON]
+    return None
 
 
 CONTACT_ID = re.compile(r"[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}")

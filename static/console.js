@@ -210,13 +210,18 @@
   function checkAlerts() {
     var alerts = document.getElementById("alerts");
     if (!alerts || !alerts.hasAttribute("data-waiting")) return;
-    var now = { waiting: +alerts.getAttribute("data-waiting"), closing: +alerts.getAttribute("data-closing") };
+    var now = {
+      waiting: +alerts.getAttribute("data-waiting"),
+      closing: +alerts.getAttribute("data-closing"),
+      failed: +alerts.getAttribute("data-late-failures")
+    };
     var button = alerts.querySelector("[data-enable-notifications]");
     if (button) button.hidden = !("Notification" in window) || Notification.permission !== "default";
     if (shownAlerts) {
       var news = [];
       if (now.waiting > shownAlerts.waiting) news.push(now.waiting + " waiting for a human");
       if (now.closing > shownAlerts.closing) news.push(now.closing + " closing soon");
+      if (now.failed > shownAlerts.failed) news.push(now.failed + " of your messages failed after sending");
       if (news.length) {
         announce(news.join(", ") + ".");
         notify(news.join(", ") + ".", alerts.getAttribute("data-waiting-url"));

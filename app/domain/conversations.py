@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ScalarSelect, and_, case, func, or_, select, tuple_
+from sqlalchemy import ScalarSelect, and_, case, func, or_, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload
 
@@ -378,6 +378,22 @@ def mark_seen(conversation: Conversation, viewer: User, *, now: datetime) -> Non
         db.session.commit()
     except IntegrityError:
         db.session.rollback()  # the same viewer's other tab recorded it a moment earlier
+
+
+def acknowledge_late_failures(shown: Thread, viewer: User, *, now: datetime) -> None:
+    """The viewer has now seen, in the thread shown, their own sends that WhatsApp failed after Vambe accepted
+    them: they leave the header's count. Writes (and commits) only when there are such messages."""
+    unseen = [
+        item.message.id
+        for item in shown.items
+        if item.message is not None
+        and item.message.author_user_id == viewer.id
+        and item.message.failed_late_at is not None
+        and item.message.late_failure_seen_at is None
+    ]
+    if unseen:
+        db.session.execute(update(Message).where(Message.id.in_(unseen)).values(late_failure_seen_at=now))
+        db.session.commit()
 
 
 def quotable_message(conversation: Conversation, message_id: int | None) -> Message | None:

@@ -275,6 +275,7 @@ class Alerts:
     waiting: int
     mine_closing: int
     mine_unanswered: int
+    my_late_failures: int = 0  # the viewer's sends WhatsApp failed after Vambe accepted them, not yet seen
     unassigned_closing: int | None = None
     unassigned_unanswered: int | None = None
 
@@ -296,7 +297,16 @@ def alerts_for(viewer: User, *, now: datetime, warning: timedelta, lead: bool) -
         .where(WAITING, open_)
         .scalar_subquery()
     )
-    columns = [waiting, count(mine, closing), count(mine, unanswered)]
+    late_failures = (
+        select(func.count(Message.id))
+        .where(
+            Message.author_user_id == viewer.id,
+            Message.failed_late_at.is_not(None),
+            Message.late_failure_seen_at.is_(None),
+        )
+        .scalar_subquery()
+    )
+    columns = [waiting, count(mine, closing), count(mine, unanswered), late_failures]
     if lead:
         columns += [count(nobody, closing), count(nobody, unanswered)]
     return Alerts(*db.session.execute(select(*columns)).one())

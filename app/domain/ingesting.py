@@ -203,17 +203,24 @@ def matching_message(
     return min(candidates, key=lambda m: abs(m.occurred_at - occurred_at), default=None)
 
 
-def advance_outcome(message: Message, reported: Outcome, now: datetime) -> None:
-    """Apply an outcome Vambe reported, moving forward only; a failure overrides anything short of delivery."""
+def advance_outcome(message: Message, reported: Outcome, now: datetime, reason: str | None = None) -> bool:
+    """Apply an outcome Vambe reported, moving forward only; a failure overrides anything short of delivery.
+    Returns whether the message moved. An agent's send that failed after Vambe had accepted it (or after its
+    answer was lost) is a late failure: its agent must hear of it."""
     current = Outcome(message.outcome)
     if reported == Outcome.FAILED:
         moves = current in (Outcome.SENDING, Outcome.UNKNOWN, Outcome.SENT)
     else:
         moves = reported in OUTCOME_PROGRESS and OUTCOME_PROGRESS.get(current, 99) < OUTCOME_PROGRESS[reported]
-    if moves:
-        message.outcome = reported
-        message.outcome_reason = "WhatsApp reported the message as failed." if reported == Outcome.FAILED else None
-        message.updated_at = now
+    if not moves:
+        return False
+    message.outcome = reported
+    failed = reported == Outcome.FAILED
+    message.outcome_reason = (reason or "WhatsApp reported the message as failed.") if failed else None
+    message.updated_at = now
+    if reported == Outcome.FAILED and current != Outcome.SENDING and message.author == Author.AGENT:
+        message.failed_late_at = now
+    return True
 
 
 def parse_time(raw: Any) -> datetime | None:

@@ -4,11 +4,13 @@ import fcntl
 import hashlib
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 
 from sqlalchemy import text
 
 from app.extensions import db
+from app.models import JobRun
 
 
 def lock_key(job: str) -> int:
@@ -48,3 +50,14 @@ def single_runner(job: str) -> Iterator[bool]:
             yield True
         finally:
             fcntl.flock(lock_file, fcntl.LOCK_UN)
+
+
+def record_run(
+    job: str, *, started_at: datetime, finished_at: datetime, summary: dict | None = None, error: str | None = None
+) -> None:
+    """Keep ``job``'s last run (its summary, or the error that ended it) for the health panel; commits."""
+    run = db.session.get(JobRun, job) or JobRun(job=job)
+    run.started_at, run.finished_at = started_at, finished_at
+    run.succeeded, run.summary, run.error = error is None, summary or {}, error
+    db.session.add(run)
+    db.session.commit()

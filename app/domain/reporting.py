@@ -225,6 +225,24 @@ def overrides_between(since: datetime, until: datetime) -> list[AuditEvent]:
     )
 
 
+MAX_LISTED = 500
+
+
+def late_failures_between(since: datetime, until: datetime, *, agent_id: int | None = None) -> list[Message]:
+    """Agents' sends that WhatsApp failed after Vambe accepted them, learnt in the period, newest first: one
+    agent's, or everyone's."""
+    query = (
+        select(Message)
+        .where(Message.failed_late_at >= since, Message.failed_late_at < until)
+        .options(joinedload(Message.author_user), joinedload(Message.conversation))
+        .order_by(Message.failed_late_at.desc(), Message.id.desc())
+        .limit(MAX_LISTED)
+    )
+    if agent_id is not None:
+        query = query.where(Message.author_user_id == agent_id)
+    return list(db.session.scalars(query))
+
+
 def incidents_between(since: datetime, until: datetime) -> list[AuditEvent]:
     """The AI (or another tool) writing after a takeover, newest first, with the message and whether a lead
     marked it as intended (``resumed_by``, set on each event returned)."""

@@ -50,6 +50,7 @@ class SyncReport:
     added: int = 0
     merged: int = 0
     already_known: int = 0
+    missed: int = 0  # added by reconciliation: no webhook had delivered them
     waited_seconds: float = 0.0
     skipped: Counter = field(default_factory=Counter)
 
@@ -103,9 +104,13 @@ def sync_contact(
     now: datetime,
     report: SyncReport,
     wait: Callable[[float], None] | None = time.sleep,
-) -> None:
+    missed_before: datetime | None = None,
+) -> bool:
     """Merge one contact's history since ``since`` into the store; safe to interrupt and repeat. With ``wait``
-    None a 429 is not waited out (the history is reported unavailable)."""
+    None a 429 is not waited out (the history is reported unavailable). Returns whether the whole history was read.
+
+    Reconciliation passes ``missed_before``: a message new to the store is then one the webhooks missed, and one
+    newer than that may still have its webhook on the way, so it is left to the next pass."""
     report.contacts += 1
     complete_known_conversation(contact)
     merged_ids: set[int] = set()
@@ -117,16 +122,18 @@ def sync_contact(
             raise
         except VambeNotFound:
             report.skipped["contact no longer exists in Vambe"] += 1
-            return
+            return False
         except VambeError as error:
             report.skipped[f"history unavailable: {error.agent_message}"] += 1
-            return
+            return False
         if history.unreadable:
             report.skipped["unreadable history items"] += history.unreadable
         for item in history.messages:
-            merge_history_message(contact, item, since=since, now=now, report=report, merged_ids=merged_ids)
+            merge_history_message(
+                contact, item, since=since, now=now, report=report, merged_ids=merged_ids, missed_before=missed_before
+            )
         if not history.has_more or not (history.messages or history.unreadable):
-            return
+            return True
         page += 1
 
 
@@ -216,6 +223,7 @@ def merge_history_message(
     now: datetime,
     report: SyncReport,
     merged_ids: set[int],
+    missed_before: datetime | None = None,
 ) -> None:
     if item.created_at < since:
         report.skipped["older than the sync period"] += 1
@@ -227,10 +235,11 @@ def merge_history_message(
     outcome = (
         Outcome.RECEIVED if direction == Direction.INBOUND else HISTORY_STATUS.get(item.status or "", Outcome.SENT)
     )
+    reason = late_failure_reason(item) if outcome == Outcome.FAILED else None
     body = storable_text(item.body or f"[{item.type[:40]}]")
     known = db.session.scalar(select(Message).where(Message.provider_message_id == item.id))
     if known is not None:
-        advance_outcome(known, outcome, now)
+        advance_outcome(known, outcome, now, reason)
         db.session.commit()
         report.already_known += 1
         return
@@ -240,9 +249,12 @@ def merge_history_message(
     if copy is not None:
         merged_ids.add(copy.id)
         copy.provider_message_id = copy.provider_message_id or item.id
-        advance_outcome(copy, outcome, now)
+        advance_outcome(copy, outcome, now, reason)
         db.session.commit()
         report.merged += 1
+        return
+    if missed_before is not None and item.created_at >= missed_before:
+        report.skipped["too recent to call missed: left to the next pass"] += 1
         return
     if direction == Direction.INBOUND:
         message = ingest_message(
@@ -250,9 +262,20 @@ def merge_history_message(
         ).message
     else:
         message = record_outbound(contact, body, item.created_at, item.id, outcome=outcome, now=now)
+        if reason:
+            message.outcome_reason = reason
+    if missed_before is not None:
+        message.missed_by_webhook = True
+        report.missed += 1
     db.session.commit()  # message by message, so an interrupted sync keeps what it merged
     merged_ids.add(message.id)
     report.added += 1
+
+
+def late_failure_reason(item: HistoryMessage) -> str:
+    """What the agent is told of a send WhatsApp failed, in Vambe's words when its history gives any."""
+    said = f" WhatsApp said: {item.error}" if item.error else ""
+    return f"WhatsApp reported the message as failed after Vambe accepted it.{said}"
 
 
 def rate_limited(call, wait: Callable[[float], None] | None, report: SyncReport):

@@ -1,3 +1,5 @@
+from datetime import timedelta
+
 from flask import abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
@@ -7,6 +9,7 @@ from app.domain import conversations, handoffs
 from app.domain.assigning import AssignmentRefused, assign, set_status
 from app.domain.assistant import assistant_state
 from app.domain.quick_replies import list_quick_replies
+from app.domain.reporting import late_failures_between
 from app.domain.sending import (
     NewerReply,
     OutsideWindow,
@@ -28,6 +31,7 @@ from app.models import Conversation, ConversationStatus, Message, MessageTemplat
 from app.presenting import duration, live_version
 
 LIVE = "inbox/_conversation_live.html"
+LATE_FAILURES_SHOWN = timedelta(days=30)
 
 
 def viewer() -> User:
@@ -80,6 +84,15 @@ def alerts():
     if request.args.get("v") == version:
         return "", 204
     return render_template("inbox/_alerts.html", alerts=counts, alerts_url=url_for("inbox.alerts", v=version))
+
+
+@bp.get("/late-failures")
+@login_required
+def late_failures():
+    """The viewer's own sends that WhatsApp failed after Vambe accepted them (the header's count links here)."""
+    now = utcnow()
+    failures = late_failures_between(now - LATE_FAILURES_SHOWN, now, agent_id=viewer().id)
+    return render_template("inbox/late_failures.html", failures=failures, days=LATE_FAILURES_SHOWN.days)
 
 
 @bp.post("/take-next")
@@ -288,7 +301,8 @@ def render_conversation(
     # turned since then replaces it.
     offers = window.state if window.allows_free_form else "closed"
     shown = request.args.get("offers")
-    return render_page_or_partial(
+    shown_thread = conversations.thread(conversation, from_id=shown_from)
+    response = render_page_or_partial(
         "inbox/conversation.html",
         partial,
         status=status,
@@ -302,7 +316,7 @@ def render_conversation(
         window_turned=shown is not None and shown != offers,
         thread_url=url_for("inbox.show_conversation", conversation_id=conversation.id),
         conversation=conversation,
-        thread=conversations.thread(conversation, from_id=shown_from),
+        thread=shown_thread,
         window=window,
         # Outside the window (or near its end) only a template reaches the customer: offer them first.
         templates=templates_for(conversation) if window.state != "open" else [],
@@ -316,3 +330,6 @@ def render_conversation(
         assistant=assistant_state(conversation),
         **context,
     )
+    # After rendering: the commit would expire every message the template reads.
+    conversations.acknowledge_late_failures(shown_thread, viewer(), now=utcnow())
+    return response

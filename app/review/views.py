@@ -15,6 +15,7 @@ from app.domain.reporting import (
     handoffs_answered_by,
     incidents_between,
     incidents_per_day,
+    late_failures_between,
     mark_resumed_on_purpose,
     overrides_between,
     report_items,
@@ -205,6 +206,17 @@ def report_items_view():
         first=period.first,
         last=period.last,
         one_day=one_day,
+    )
+
+
+@bp.get("/late-failures")
+@lead_only
+def late_failures():
+    """Sends WhatsApp failed after Vambe had accepted them: whose, and why."""
+    period = report_period()
+    found = late_failures_between(period.since, period.until)
+    return render_page_or_partial(
+        "review/late_failures.html", "review/late_failures.html", failures=found, first=period.first, last=period.last
     )
 
 

@@ -386,7 +386,7 @@ def contact_json(contact: SandboxContact, last_message_at: datetime | None) -> d
 def message_json(message: SandboxMessage) -> dict[str, Any]:
     customer, business = message.contact.phone, message.contact.channel.phone_number
     inbound = message.direction == "INBOUND"
-    return {
+    data = {
         "id": message.id,
         "body": message.body,
         "created_at": iso(message.created_at),
@@ -399,6 +399,9 @@ def message_json(message: SandboxMessage) -> dict[str, Any]:
         "client_id": SANDBOX_CLIENT_ID,
         "ai_contact_id": message.contact_id,
     }
+    if message.failure:  # where Vambe puts WhatsApp's error is undocumented; Handoff reads several names
+        data["error"] = message.failure
+    return data
 
 
 def iso(moment: datetime) -> str:

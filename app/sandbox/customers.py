@@ -43,10 +43,17 @@ class UnknownSandboxPhone(ValueError):
 
 
 def customer_says(
-    phone: str, text: str, *, name: str = "", now: datetime, ai_ignores_pause: bool = False
+    phone: str,
+    text: str,
+    *,
+    name: str = "",
+    now: datetime,
+    ai_ignores_pause: bool = False,
+    lose_webhooks: bool = False,
 ) -> SandboxMessage:
     """A customer writes on WhatsApp: Vambe stores it, notifies Handoff, and its AI may answer; with
-    ``ai_ignores_pause`` it answers even though a person paused it, as a misbehaving AI would."""
+    ``ai_ignores_pause`` it answers even though a person paused it, as a misbehaving AI would. With
+    ``lose_webhooks`` the webhooks of this turn never reach Handoff: only its history (reconciliation) holds it."""
     digits = re.sub(r"\D", "", phone)
     if not phone.strip():
         raise UnknownSandboxPhone("Give the customer's phone number, with its country code.")
@@ -61,19 +68,21 @@ def customer_says(
             id=str(uuid.uuid4()), name=name or f"+{digits}", phone=digits, channel=channel, created_at=now
         )
         db.session.add(contact)
+    read_by_customer(contact)
     message = store(contact, "INBOUND", "customer", text, now)
-    notify("message.received", message, now)
+    tell_handoff = lost if lose_webhooks else notify
+    tell_handoff("message.received", message, now)
     if not ai_ignores_pause and (contact.assistant_paused or contact.chat_status not in AI_ANSWERS_WHILE):
         return message
     # A moment later, so that every list (the customer's phone, the thread) shows the answer after the question.
     language = handover_language(text)
     if language is None:
         reply = store(contact, "OUTBOUND", "assistant", canned_answer(contact), now + AI_THINKING_TIME)
-        notify("message.sent", reply, now)
+        tell_handoff("message.sent", reply, now)
     else:
         contact.chat_status = "unattended"
         reply = store(contact, "OUTBOUND", "assistant", HANDOVERS[language][1], now + AI_THINKING_TIME)
-        notify("message.sent", reply, now, chat_status="UNATTENDED")
+        tell_handoff("message.sent", reply, now, chat_status="UNATTENDED")
     return message
 
 
@@ -103,6 +112,42 @@ def store(contact: SandboxContact, direction: str, sender: str, body: str, now: 
     )
     db.session.add(message)
     # Committed before notifying: the webhook handler runs in its own session.
+    db.session.commit()
+    return message
+
+
+def read_by_customer(contact: SandboxContact) -> None:
+    """The customer answers with the chat open: what the business sent them is read."""
+    for message in db.session.scalars(
+        select(SandboxMessage).where(
+            SandboxMessage.contact_id == contact.id,
+            SandboxMessage.direction == "OUTBOUND",
+            SandboxMessage.status.in_(("sent", "delivered")),
+        )
+    ):
+        message.status = "read"
+
+
+def lost(event: str, message: SandboxMessage, now: datetime, chat_status: str | None = None) -> None:
+    """A webhook that never arrives."""
+
+
+WHATSAPP_STATUSES = ("delivered", "read", "failed")
+UNDELIVERABLE = "(#131026) Message undeliverable: the customer's phone could not be reached."
+
+
+class NotABusinessMessage(ValueError):
+    """Only what the business sent has a delivery status."""
+
+
+def whatsapp_reports(message_id: str, status: str) -> SandboxMessage:
+    """WhatsApp's word on a message the business sent, as Vambe records it in its history (and tells no
+    webhook): delivered, read, or failed with WhatsApp's error."""
+    message = db.session.get(SandboxMessage, message_id)
+    if message is None or message.direction != "OUTBOUND" or status not in WHATSAPP_STATUSES:
+        raise NotABusinessMessage("Only a message the business sent can be delivered, read or failed.")
+    message.status = status
+    message.failure = UNDELIVERABLE if status == "failed" else None
     db.session.commit()
     return message
 

@@ -12,6 +12,8 @@ class CustomerMessageForm(FlaskForm):
     message = TextAreaField("Customer message", validators=[DataRequired(), Length(max=4096)])
     # To test Handoff's incidents: Vambe's AI writing although a person paused it.
     ai_ignores_pause = BooleanField("The AI answers even if paused (misbehaves)")
+    # To test reconciliation: Vambe has the messages, its webhooks to Handoff are lost.
+    lose_webhooks = BooleanField("Lose this turn's webhooks (Handoff finds it only by reconciling)")
     submit = SubmitField("Send as customer")
 
     def validate_contact(self, field) -> None:
@@ -30,3 +32,7 @@ class CustomerMessageForm(FlaskForm):
     @property
     def new_customer_filled(self) -> bool:
         return bool((self.new_phone.data or "").strip() or (self.new_name.data or "").strip() or self.new_phone.errors)
+
+
+class WhatsAppStatusForm(FlaskForm):
+    status = SelectField(choices=[("delivered", "Delivered"), ("read", "Read"), ("failed", "Failed")])

@@ -48,7 +48,8 @@ class SandboxMessage(db.Model):
     direction: Mapped[str] = mapped_column(String(8))  # "INBOUND" | "OUTBOUND", as Vambe spells it
     sender: Mapped[str] = mapped_column(String(16))  # "customer" | "assistant" | "api"
     body: Mapped[str] = mapped_column(Text)
-    status: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16))  # "sent", "delivered", "read" or "failed", as WhatsApp reports
+    failure: Mapped[str | None] = mapped_column(Text)  # WhatsApp's error, for a failed one
     reply_message_id: Mapped[str | None] = mapped_column(String(128))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 

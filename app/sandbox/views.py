@@ -1,6 +1,6 @@
 """The page where a newcomer plays the customer."""
 
-from flask import redirect, request, url_for
+from flask import abort, redirect, request, url_for
 from flask_login import login_required
 from sqlalchemy import select
 from wtforms import SelectChoice
@@ -9,8 +9,14 @@ from app.clock import utcnow
 from app.extensions import db
 from app.htmx import is_partial_request, render_page_or_partial
 from app.sandbox import bp
-from app.sandbox.customers import UnknownSandboxPhone, customer_says, recent_messages
-from app.sandbox.forms import NEW_CUSTOMER, CustomerMessageForm
+from app.sandbox.customers import (
+    NotABusinessMessage,
+    UnknownSandboxPhone,
+    customer_says,
+    recent_messages,
+    whatsapp_reports,
+)
+from app.sandbox.forms import NEW_CUSTOMER, CustomerMessageForm, WhatsAppStatusForm
 from app.sandbox.state import SandboxContact
 
 
@@ -35,6 +41,7 @@ def send_as_customer():
             name=form.new_name.data or "",
             now=utcnow(),
             ai_ignores_pause=bool(form.ai_ignores_pause.data),
+            lose_webhooks=bool(form.lose_webhooks.data),
         )
     except UnknownSandboxPhone as error:
         form.new_phone.errors.append(str(error))
@@ -42,6 +49,21 @@ def send_as_customer():
     if not is_partial_request():
         return redirect(url_for("sandbox.index", contact=message.contact_id), 303)
     return render_customer_page(CustomerMessageForm(formdata=None, contact=message.contact_id), delivered=True)
+
+
+@bp.post("/messages/<message_id>/status")
+@login_required
+def report_status(message_id: str):
+    """WhatsApp delivers, reads or fails a message the business sent (the sandbox's history records it)."""
+    if not WhatsAppStatusForm().validate_on_submit():
+        abort(400, "Choose delivered, read or failed.")
+    try:
+        message = whatsapp_reports(message_id, request.form["status"])
+    except NotABusinessMessage as error:
+        abort(404, str(error))
+    if not is_partial_request():
+        return redirect(url_for("sandbox.index", contact=message.contact_id), 303)
+    return render_customer_page(CustomerMessageForm(contact=message.contact_id))
 
 
 def offer_contacts(form: CustomerMessageForm) -> None:
