@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import click
 from flask import Flask, current_app
-from flask.cli import AppGroup
+from flask.cli import AppGroup, with_appcontext
 from flask_migrate import upgrade
 from werkzeug.serving import run_simple
 
@@ -18,7 +18,7 @@ from app.domain.ingesting import parse_time
 from app.domain.jobs import single_runner
 from app.domain.polling import poll_waiting_contacts
 from app.domain.reconciling import JOB as RECONCILE_JOB
-from app.domain.reconciling import run_reconciliation
+from app.domain.reconciling import run_reconciliation, settings_from
 from app.domain.sending import settle_stuck_sends
 from app.domain.syncing import SyncReport, contacts_to_sync, sync_business_numbers, sync_contact
 from app.domain.templates import TemplateRefused, export_templates, import_templates
@@ -146,6 +146,7 @@ def poll_command(loop: bool, every: int) -> None:
 
 
 @click.command("reconcile")
+@with_appcontext
 @click.option("--loop", is_flag=True, help="Keep reconciling (for a container); otherwise run once (for cron).")
 @click.option("--every", default=60, show_default=True, type=click.IntRange(1, 3600), help="Seconds between passes.")
 def reconcile_command(loop: bool, every: int) -> None:
@@ -174,16 +175,9 @@ def run_on_schedule(job: str, run_once, *, loop: bool, every: int, busy: str) ->
 
 
 def report_reconciliation() -> None:
-    config = current_app.config
     try:
         report = run_reconciliation(
-            vambe_client(),
-            now=utcnow(),
-            clock=utcnow,
-            lookback=config["RECONCILE_LOOKBACK"],
-            settle_after=config["RECONCILE_SETTLE"],
-            stuck_after=config["STUCK_SEND_AGE"],
-            wait=time.sleep,
+            vambe_client(), now=utcnow(), clock=utcnow, wait=time.sleep, **settings_from(current_app.config)
         )
     except VambeError as error:
         raise click.ClickException(f"Reconciling with Vambe failed: {error.agent_message}") from None

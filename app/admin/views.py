@@ -12,6 +12,8 @@ from app.domain import administering
 from app.domain.accounts import AccountError, change_role, create_user, list_users, reset_password, set_active
 from app.domain.conversations import business_numbers
 from app.domain.handoff_phrases import LANGUAGES, PhraseRefused, add_phrase, list_phrases, remove_phrase
+from app.domain.health import health as health_of
+from app.domain.reconciling import reconcile_now, settings_from
 from app.domain.templates import TemplateRefused, list_templates, save_template
 from app.extensions import db
 from app.htmx import render_page_or_partial
@@ -147,6 +149,33 @@ def refresh_numbers():
     else:
         flash(f"Vambe lists {len(numbers)} business number(s).")
     return redirect(url_for("admin.settings"), 303)
+
+
+@bp.get("/health")
+@admin_only
+def health():
+    """Is Handoff hearing everything from Vambe? Webhooks, what they missed, failures, Vambe's error rate."""
+    return render_page_or_partial("admin/health.html", "admin/health.html", health=health_of(now=utcnow()))
+
+
+@bp.post("/reconcile")
+@admin_only
+def reconcile():
+    try:
+        report = reconcile_now(
+            vambe_client(), actor=actor(), now=utcnow(), clock=utcnow, **settings_from(current_app.config)
+        )
+    except VambeError as error:
+        flash(f"Reconciling with Vambe failed: {error.agent_message}", "error")
+    else:
+        if report is None:
+            flash("A scheduled reconciliation is running right now; its results will show here.", "info")
+        else:
+            flash(
+                f"Read {report.contacts} contacts' history: {report.advanced} messages moved forward, "
+                f"{report.late_failures} failed after sending, {report.missed} found that webhooks missed."
+            )
+    return redirect(url_for("admin.health"), 303)
 
 
 @bp.post("/webhooks/<id:delivery_id>/replay")

@@ -6,18 +6,19 @@ Handoff holds. Each message's state moves forward only; sends whose fate was unk
 only in the history are added and counted as missed webhooks.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import func, select
 
 from app.domain.ingesting import MATCH_TOLERANCE, ContactRef, advance_outcome, parse_time
-from app.domain.jobs import record_run
+from app.domain.jobs import record_run, single_runner
 from app.domain.sending import settle_stuck_sends
 from app.domain.syncing import SyncReport, sync_contact
 from app.extensions import db
-from app.models import Author, Conversation, Message, Outcome
+from app.models import AuditEvent, AuditKind, Author, Conversation, Message, Outcome, User
 from app.vambe import VambeClient, VambeError
 
 JOB = "reconcile"
@@ -166,3 +167,26 @@ def run_reconciliation(
         raise
     record_run(JOB, started_at=now, finished_at=clock(), summary=report.summary())
     return report
+
+
+def reconcile_now(
+    client: VambeClient, *, actor: User, now: datetime, clock: Callable[[], datetime], **settings
+) -> ReconcileReport | None:
+    """An admin's "Reconcile now": one pass without waiting out a 429 (someone is waiting), recorded in the audit
+    trail. None when a scheduled pass is running at this moment."""
+    with single_runner(JOB) as mine:
+        if not mine:
+            return None
+        report = run_reconciliation(client, now=now, clock=clock, wait=None, **settings)
+    db.session.add(AuditEvent(occurred_at=now, kind=AuditKind.RECONCILED, actor=actor, details=report.summary()))
+    db.session.commit()
+    return report
+
+
+def settings_from(config: Mapping[str, Any]) -> dict[str, timedelta]:
+    """The installation's reconciliation settings, as ``reconcile`` takes them."""
+    return {
+        "lookback": config["RECONCILE_LOOKBACK"],
+        "settle_after": config["RECONCILE_SETTLE"],
+        "stuck_after": config["STUCK_SEND_AGE"],
+    }

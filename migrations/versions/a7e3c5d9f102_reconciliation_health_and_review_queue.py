@@ -123,7 +123,10 @@ def upgrade():
     now = datetime.now(UTC)
     op.bulk_insert(
         rules,
-        [{"reason": reason, "enabled": True, "setting": setting, "updated_at": now} for reason, setting in DEFAULT_RULES],
+        [
+            {"reason": reason, "enabled": True, "setting": setting, "updated_at": now}
+            for reason, setting in DEFAULT_RULES
+        ],
     )
 
 
