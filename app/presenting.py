@@ -13,7 +13,7 @@ from markupsafe import Markup, escape
 
 from app.clock import utcnow
 from app.domain.templates import PLACEHOLDER, placeholder_count
-from app.models import AuditKind, Author, Handoff, HandoffReason, Message, Outcome
+from app.models import AuditKind, Author, Handoff, HandoffReason, Message, Outcome, ReviewReason
 
 TIME_ZONE_COOKIE = "tz"
 
@@ -178,6 +178,17 @@ AUDIT_LABELS = {
     AuditKind.TEMPLATES_IMPORTED: "imported templates",
     AuditKind.AI_AFTER_TAKEOVER: "saw the AI (or another tool) write after the takeover: an incident",
     AuditKind.RESUMED_ON_PURPOSE: "marked the AI's return as intended",
+    AuditKind.RECONCILED: "reconciled with Vambe's history",
+    AuditKind.REVIEW_RULE_CHANGED: "changed a review rule",
+    AuditKind.REVIEWED: "reviewed the conversation",
+}
+REVIEW_REASON_LABELS = {
+    ReviewReason.WINDOW_CLOSED_UNANSWERED: "Window closed before a person replied",
+    ReviewReason.OVERRIDE: "Sent outside the window (override)",
+    ReviewReason.FAILED_SEND: "A send failed or its delivery is unknown",
+    ReviewReason.INCIDENT: "The AI wrote after the takeover",
+    ReviewReason.LONG_WAIT: "Long wait in the handoff queue",
+    ReviewReason.RANDOM: "Random share of resolved conversations",
 }
 
 
@@ -192,6 +203,7 @@ def register(app: Flask) -> None:
     app.jinja_env.filters["handoff_reason"] = handoff_reason
     app.jinja_env.globals["OUTCOME_LABELS"] = OUTCOME_LABELS
     app.jinja_env.globals["AUDIT_LABELS"] = AUDIT_LABELS
+    app.jinja_env.globals["REVIEW_REASON_LABELS"] = REVIEW_REASON_LABELS
     app.jinja_env.globals["filter_args"] = filter_args
     app.jinja_env.globals["chart_days"] = chart_days
 

@@ -4,14 +4,25 @@ import math
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Row, select
+from sqlalchemy import Row, case, func, select
 from sqlalchemy.orm import joinedload
 
 from app.extensions import db
-from app.models import AuditEvent, AuditKind, Author, Direction, Handoff, Message, Outcome, User
+from app.models import (
+    AuditEvent,
+    AuditKind,
+    Author,
+    Conversation,
+    Direction,
+    Handoff,
+    Message,
+    Outcome,
+    ReviewItem,
+    User,
+)
 
 # Response-time buckets for the distribution chart: (upper bound, label).
 RESPONSE_BUCKETS = [
@@ -344,3 +355,86 @@ def distribution(response_times: Iterable[timedelta]) -> list[tuple[str, int]]:
         label = next(label for bound, label in RESPONSE_BUCKETS if bound is None or value < bound)
         counts[label] += 1
     return [(label, counts[label]) for _, label in RESPONSE_BUCKETS]
+
+
+@dataclass
+class ConversationRow:
+    """One conversation's period, for the one-row-per-conversation export."""
+
+    conversation: Conversation
+    handoff_at: datetime | None = None  # the first handoff requested in the period
+    first_human_reply_at: datetime | None = None  # the first send of a person in the period that did not fail
+    messages: Counter = field(default_factory=Counter)  # author -> messages in the period
+    overrides: int = 0
+    failures: int = 0
+    incidents: int = 0
+    review_score: int | None = None  # the latest review's, whenever it was given
+    reviewed_at: datetime | None = None
+
+
+def conversation_rows(since: datetime, until: datetime) -> list[ConversationRow]:
+    """Every conversation with a message in the period, with what happened in it: a handful of grouped queries,
+    whatever the number of conversations."""
+    in_period = (Message.occurred_at >= since, Message.occurred_at < until)
+    rows: dict[int, ConversationRow] = {}
+    counted = db.session.execute(
+        select(Message.conversation_id, Message.author, func.count())
+        .where(*in_period)
+        .group_by(Message.conversation_id, Message.author)
+    )
+    for conversation_id, author, count in counted:
+        rows.setdefault(conversation_id, ConversationRow(None)).messages[author] = count
+    if not rows:
+        return []
+    ids = list(rows)
+    for conversation in db.session.scalars(
+        select(Conversation).where(Conversation.id.in_(ids)).options(joinedload(Conversation.assignee))
+    ):
+        rows[conversation.id].conversation = conversation
+    sends = db.session.execute(
+        select(
+            Message.conversation_id,
+            func.min(case((Message.outcome != Outcome.FAILED, Message.occurred_at))),
+            func.sum(case((Message.window_override.is_(True), 1), else_=0)),
+            func.sum(case((Message.outcome == Outcome.FAILED, 1), else_=0)),
+        )
+        .where(*in_period, Message.author == Author.AGENT)
+        .group_by(Message.conversation_id)
+    )
+    for conversation_id, first_reply, overrides, failures in sends:
+        row = rows[conversation_id]
+        row.first_human_reply_at, row.overrides, row.failures = aware(first_reply), int(overrides), int(failures)
+    for conversation_id, requested in db.session.execute(
+        select(Handoff.conversation_id, func.min(Handoff.requested_at))
+        .where(Handoff.conversation_id.in_(ids), Handoff.requested_at >= since, Handoff.requested_at < until)
+        .group_by(Handoff.conversation_id)
+    ):
+        rows[conversation_id].handoff_at = aware(requested)
+    for conversation_id, count in db.session.execute(
+        select(AuditEvent.conversation_id, func.count())
+        .where(
+            AuditEvent.conversation_id.in_(ids),
+            AuditEvent.kind == AuditKind.AI_AFTER_TAKEOVER,
+            AuditEvent.occurred_at >= since,
+            AuditEvent.occurred_at < until,
+        )
+        .group_by(AuditEvent.conversation_id)
+    ):
+        rows[conversation_id].incidents = count
+    latest_review = (
+        select(ReviewItem.conversation_id, ReviewItem.score, ReviewItem.reviewed_at)
+        .where(ReviewItem.conversation_id.in_(ids), ReviewItem.reviewed_at.is_not(None))
+        .order_by(ReviewItem.reviewed_at, ReviewItem.id)
+    )
+    for conversation_id, score, reviewed_at in db.session.execute(latest_review):
+        rows[conversation_id].review_score, rows[conversation_id].reviewed_at = score, reviewed_at
+    return sorted(rows.values(), key=lambda row: row.conversation.id)
+
+
+def aware(moment: datetime | str | None) -> datetime | None:
+    """An aggregate's time: SQLite hands MIN() back as text, without the column's type."""
+    if isinstance(moment, str):
+        moment = datetime.fromisoformat(moment)
+    if moment is not None and moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment

@@ -1,6 +1,16 @@
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, SearchField, SelectChoice, SelectField, StringField
-from wtforms.validators import Optional
+from wtforms import (
+    BooleanField,
+    HiddenField,
+    IntegerField,
+    RadioField,
+    SearchField,
+    SelectChoice,
+    SelectField,
+    StringField,
+    TextAreaField,
+)
+from wtforms.validators import DataRequired, Length, Optional
 
 from app.domain.searching import SearchFilters
 from app.inputs import DayField, record_id
@@ -48,3 +58,20 @@ class SearchForm(FlaskForm):
 
     def is_empty(self) -> bool:
         return not any(value for name, value in self.data.items() if name not in ("csrf_token",))
+
+
+class RuleForm(FlaskForm):
+    enabled = BooleanField("On")
+    setting = IntegerField("Setting", validators=[Optional()])
+
+
+class CommentForm(FlaskForm):
+    message_id = HiddenField()
+    body = TextAreaField("Comment", validators=[DataRequired(), Length(max=2000)])
+
+
+class VerdictForm(FlaskForm):
+    score = RadioField(
+        "Score", choices=[SelectChoice(str(n), str(n)) for n in range(1, 6)], validators=[DataRequired()]
+    )
+    note = TextAreaField("Note", validators=[Length(max=2000)])

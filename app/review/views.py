@@ -3,15 +3,16 @@ import io
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from flask import Response, abort, current_app, redirect, request, stream_with_context, url_for
+from flask import Response, abort, current_app, flash, redirect, request, stream_with_context, url_for
 from flask_login import current_user
 
 from app.clock import utcnow
-from app.domain import conversations
+from app.domain import conversations, reviewing
 from app.domain.accounts import list_users
 from app.domain.reporting import (
     MEASURES,
     build_report,
+    conversation_rows,
     handoffs_answered_by,
     incidents_between,
     incidents_per_day,
@@ -24,11 +25,11 @@ from app.domain.searching import iterate_matches, search_messages
 from app.domain.window import window_status
 from app.extensions import db
 from app.htmx import render_page_or_partial
-from app.inputs import day, record_id
-from app.models import AuditEvent, AuditKind, Conversation, Role, User
+from app.inputs import day, id_or_none, record_id
+from app.models import AuditEvent, AuditKind, Author, Conversation, ReviewItem, ReviewRule, Role, User
 from app.presenting import author_label, start_of_local_day, viewer_zone
 from app.review import bp
-from app.review.forms import SearchForm
+from app.review.forms import CommentForm, RuleForm, SearchForm, VerdictForm
 from app.security import role_required
 
 lead_only = role_required(Role.LEAD, area="Review")
@@ -157,6 +158,7 @@ def reports():
         first=period.first,
         last=period.last,
         incidents=incidents_per_day(period.since, period.until, viewer_zone()),
+        scores={scores.agent_id: scores for scores in reviewing.scores_between(period.since, period.until)},
     )
 
 
@@ -317,3 +319,179 @@ def timeline(conversation_id: int):
         viewer=current_user,
         read_only=True,
     )
+
+
+@bp.get("/queue")
+@lead_only
+def queue():
+    """The conversations waiting for a lead's review, the rules that sampled them, and the latest verdicts.
+    Opening the queue samples what happened since the last look, so it is never stale."""
+    reviewing.sample(now=utcnow())
+    return render_queue()
+
+
+def render_queue(status: int = 200, rule_error: tuple[str, str] | None = None):
+    return render_page_or_partial(
+        "review/queue.html",
+        "review/queue.html",
+        status=status,
+        rules=reviewing.rules(),
+        settings=reviewing.SETTINGS,
+        pending=reviewing.pending_reviews(),
+        reviewed=reviewing.recent_reviews(),
+        rule_error=rule_error,
+    )
+
+
+@bp.post("/rules/<reason>")
+@lead_only
+def change_rule(reason: str):
+    form = RuleForm()
+    if not form.validate_on_submit():
+        abort(400, "The rule's setting must be a whole number.")
+    try:
+        reviewing.change_rule(
+            reason,
+            enabled=form.enabled.data,
+            setting=form.setting.data,
+            actor=current_user._get_current_object(),
+            now=utcnow(),
+        )
+    except reviewing.ReviewRefused as refusal:
+        if db.session.get(ReviewRule, reason) is None:
+            abort(404, str(refusal))
+        db.session.rollback()
+        return render_queue(status=422, rule_error=(reason, str(refusal)))
+    return redirect(url_for("review.queue", _anchor="rules"), 303)
+
+
+def review_item_or_404(item_id: int) -> ReviewItem:
+    return db.get_or_404(ReviewItem, item_id, description=f"There is no review #{item_id}.")
+
+
+@bp.get("/queue/<id:item_id>")
+@lead_only
+def review_conversation(item_id: int, status: int = 200, **context):
+    item = review_item_or_404(item_id)
+    conversation = item.conversation
+    context.setdefault("verdict_form", VerdictForm(formdata=None))
+    return render_page_or_partial(
+        "review/review.html",
+        "review/review.html",
+        status=status,
+        item=item,
+        review_item=item,
+        conversation=conversation,
+        thread=conversations.thread(conversation, from_id=record_id(request.args.get("from"), "first message")),
+        thread_url=url_for("review.review_conversation", item_id=item.id),
+        window=window_status(conversation.last_inbound_at, utcnow(), current_app.config["WINDOW_WARNING"]),
+        comments=reviewing.comments_by_message(item),
+        comment_form=CommentForm(formdata=None),
+        read_only=True,
+        **context,
+    )
+
+
+@bp.post("/queue/<id:item_id>/comments")
+@lead_only
+def add_comment(item_id: int):
+    item, form = review_item_or_404(item_id), CommentForm()
+    if not form.validate_on_submit():
+        abort(400, "Write the comment (at most 2,000 characters) on a message of this conversation.")
+    try:
+        note = reviewing.comment(
+            item,
+            id_or_none(form.message_id.data),
+            form.body.data,
+            author=current_user._get_current_object(),
+            now=utcnow(),
+        )
+    except reviewing.ReviewRefused as refusal:
+        abort(400, str(refusal))
+    return redirect(url_for("review.review_conversation", item_id=item.id, _anchor=f"message-{note.message_id}"), 303)
+
+
+@bp.post("/queue/<id:item_id>/verdict")
+@lead_only
+def give_verdict(item_id: int):
+    item, form = review_item_or_404(item_id), VerdictForm()
+    if not form.validate_on_submit():
+        return review_conversation(item_id, status=422, verdict_form=form)
+    try:
+        reviewing.give_verdict(
+            item, int(form.score.data), form.note.data or "", reviewer=current_user._get_current_object(), now=utcnow()
+        )
+    except reviewing.ReviewRefused as refusal:
+        db.session.rollback()
+        form.score.errors = [str(refusal)]
+        return review_conversation(item_id, status=409 if item.reviewed_at else 422, verdict_form=form, refusal=refusal)
+    flash(f"Reviewed: {item.conversation.display_name}, {item.score} of 5.")
+    return redirect(url_for("review.queue"), 303)
+
+
+@bp.get("/reviewed")
+@lead_only
+def reviewed():
+    """The reviews behind one agent's score in the report."""
+    agent, period = chosen_agent(), report_period()
+    return render_page_or_partial(
+        "review/reviewed.html",
+        "review/reviewed.html",
+        agent=agent,
+        reviews=reviewing.reviews_of(agent.id, period.since, period.until),
+        first=period.first,
+        last=period.last,
+    )
+
+
+CONVERSATION_COLUMNS = [
+    "conversation",
+    "contact",
+    "phone",
+    "agent",
+    "status",
+    "handoff_at",
+    "first_human_reply_at",
+    "customer_messages",
+    "ai_messages",
+    "agent_messages",
+    "other_tool_messages",
+    "overrides",
+    "failures",
+    "incidents",
+    "review_score",
+    "reviewed_at",
+]
+
+
+@bp.get("/conversations.csv")
+@lead_only
+def export_conversations():
+    """One row per conversation with a message in the period; times in the viewer's zone, with its offset."""
+    period, zone = report_period(), viewer_zone()
+
+    def local(moment):
+        return moment.astimezone(zone).isoformat(timespec="seconds") if moment else ""
+
+    rows = (
+        [
+            row.conversation.id,
+            safe_cell(row.conversation.display_name),
+            row.conversation.phone or "",
+            safe_cell(row.conversation.assignee.name) if row.conversation.assignee else "",
+            row.conversation.status,
+            local(row.handoff_at),
+            local(row.first_human_reply_at),
+            row.messages[Author.CUSTOMER],
+            row.messages[Author.ASSISTANT],
+            row.messages[Author.AGENT],
+            row.messages[Author.OTHER_TOOL],
+            row.overrides,
+            row.failures,
+            row.incidents,
+            "" if row.review_score is None else row.review_score,
+            local(row.reviewed_at),
+        ]
+        for row in conversation_rows(period.since, period.until)
+    )
+    return csv_download(CONVERSATION_COLUMNS, rows, f"handoff-conversations-{period.first}-{period.last}.csv")

@@ -1,5 +1,5 @@
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, SelectField, StringField, SubmitField, TextAreaField, ValidationError
+from wtforms import BooleanField, SelectChoice, SelectField, StringField, SubmitField, TextAreaField, ValidationError
 from wtforms.validators import DataRequired, Length, Optional
 
 NEW_CUSTOMER = "new"
@@ -35,4 +35,4 @@ class CustomerMessageForm(FlaskForm):
 
 
 class WhatsAppStatusForm(FlaskForm):
-    status = SelectField(choices=[("delivered", "Delivered"), ("read", "Read"), ("failed", "Failed")])
+    status = SelectField(choices=[SelectChoice(status, status) for status in ("delivered", "read", "failed")])
