@@ -9,7 +9,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from app import inputs
 from app.config import load_config, read_environment
-from app.extensions import csrf, db, login_manager, migrate
+from app.extensions import babel, csrf, db, login_manager, migrate
 from app.logs import configure_logging
 from app.vambe import VambeClient
 
@@ -61,6 +61,9 @@ def register_extensions(app: Flask) -> None:
     migrate.init_app(app, db, directory=str(PROJECT_ROOT / "migrations"))
     csrf.init_app(app)
     login_manager.init_app(app)
+    from app.presenting import viewer_locale, viewer_zone_name
+
+    babel.init_app(app, locale_selector=viewer_locale, timezone_selector=viewer_zone_name)
     with app.app_context():
         if db.engine.dialect.name == "sqlite":
             event.listen(db.engine, "connect", configure_sqlite_connection)

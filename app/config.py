@@ -9,6 +9,7 @@ import secrets
 from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dotenv import dotenv_values
 
@@ -72,6 +73,10 @@ def load_config(env: Mapping[str, str], instance_path: Path) -> dict:
             seconds=whole_number(env, "HANDOFF_RECONCILE_SETTLE_SECONDS", 0 if sandbox else 120)
         ),
         "TRUSTED_PROXIES": whole_number(env, "HANDOFF_TRUSTED_PROXIES", 0),
+        # For a user who chose none: the language when the browser asks for none Handoff speaks, and the time
+        # zone (unset: the browser's).
+        "DEFAULT_LOCALE": default_locale(env.get("HANDOFF_DEFAULT_LOCALE", "").strip() or "en"),
+        "DEFAULT_TIMEZONE": default_time_zone(env.get("HANDOFF_DEFAULT_TIMEZONE", "").strip()),
         "LOG_FORMAT": log_format,
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
@@ -85,6 +90,29 @@ def load_config(env: Mapping[str, str], instance_path: Path) -> dict:
         # A connection the database dropped (a restart, a proxy's idle timeout) is replaced, not handed out.
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
     }
+
+
+LOCALES = ("en", "es", "pt_BR")
+
+
+def default_locale(raw: str) -> str:
+    locale = raw.replace("-", "_")
+    match = next((known for known in LOCALES if known.lower() == locale.lower()), None)
+    if match is None:
+        raise ConfigError(f"HANDOFF_DEFAULT_LOCALE must be one of {', '.join(LOCALES)}, got {raw!r}.")
+    return match
+
+
+def default_time_zone(raw: str) -> str | None:
+    if not raw:
+        return None
+    try:
+        ZoneInfo(raw)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(
+            f"HANDOFF_DEFAULT_TIMEZONE must be an IANA time zone such as America/Santiago, got {raw!r}."
+        ) from None
+    return raw
 
 
 def database_url(raw: str | None, instance_path: Path) -> str:

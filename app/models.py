@@ -77,6 +77,8 @@ class AuditKind(StrEnum):
     USER_REACTIVATED = "user_reactivated"
     ROLE_CHANGED = "role_changed"
     PASSWORD_RESET = "password_reset"  # noqa: S105  (an event name)
+    PASSWORD_CHANGED = "password_changed"  # noqa: S105  (an event name: the user changed their own)
+    PREFERENCES_CHANGED = "preferences_changed"
     WEBHOOKS_REPLAYED = "webhooks_replayed"
     NUMBERS_REFRESHED = "numbers_refreshed"
     HANDOFF_REQUESTED = "handoff_requested"
@@ -108,6 +110,9 @@ class User(UserMixin, db.Model):
     role: Mapped[str] = mapped_column(String(16))
     active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # The user's own choices (None: the browser's language, the installation's or the browser's time zone).
+    locale: Mapped[str | None] = mapped_column(String(8))
+    time_zone: Mapped[str | None] = mapped_column(String(64))
 
     @property
     def is_active(self) -> bool:

@@ -9,6 +9,7 @@ from urllib.parse import unquote
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from flask import Flask, current_app, request
+from flask_login import current_user
 from markupsafe import Markup, escape
 
 from app.clock import utcnow
@@ -21,7 +22,7 @@ TIME_ZONE_COOKIE = "tz"
 def live_version(state: tuple) -> str:
     """A short digest of what a live fragment shows, as the viewer sees it (their time zone) with this release's
     templates: the poll sends it back, and an unchanged one is answered 204 without rendering anything."""
-    seen = (state, request.cookies.get(TIME_ZONE_COOKIE, ""), templates_digest())
+    seen = (state, viewer_zone_name(), viewer_locale(), templates_digest())
     return hashlib.sha256(repr(seen).encode()).hexdigest()[:20]
 
 
@@ -36,13 +37,39 @@ def templates_digest() -> str:
 
 
 def viewer_zone() -> ZoneInfo:
-    """The viewer's time zone, as static/localtime.js reported it; UTC until it has."""
+    """The viewer's time zone: their own choice, else the installation's default, else the browser's (as
+    static/localtime.js reported it), else UTC."""
+    return ZoneInfo(viewer_zone_name())
+
+
+def viewer_zone_name() -> str:
+    chosen = current_user.time_zone if current_user and current_user.is_authenticated else None
     # localtime.js percent-encodes the zone ("America%2FSantiago").
-    name = unquote(request.cookies.get(TIME_ZONE_COOKIE, "UTC"))
+    for name in (chosen, current_app.config["DEFAULT_TIMEZONE"], unquote(request.cookies.get(TIME_ZONE_COOKIE, ""))):
+        if name and known_zone(name):
+            return name
+    return "UTC"
+
+
+def known_zone(name: str) -> bool:
     try:
-        return ZoneInfo(name)
+        ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
-        return ZoneInfo("UTC")
+        return False
+    return True
+
+
+# Languages the console speaks, as Accept-Language names them, and the catalog each one uses.
+SPOKEN = {"en": "en", "es": "es", "pt-BR": "pt_BR", "pt": "pt_BR"}
+LANGUAGE_NAMES = {"en": "English", "es": "Español", "pt_BR": "Português (Brasil)"}
+
+
+def viewer_locale() -> str:
+    """The viewer's language: their own choice, else the best the browser asks for, else the installation's."""
+    if current_user and current_user.is_authenticated and current_user.locale in LANGUAGE_NAMES:
+        return current_user.locale
+    asked = request.accept_languages.best_match(list(SPOKEN)) if request else None
+    return SPOKEN[asked] if asked else current_app.config["DEFAULT_LOCALE"]
 
 
 def start_of_local_day(day: date, next_day: bool = False) -> datetime:

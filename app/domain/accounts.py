@@ -115,6 +115,26 @@ def reset_password(user: User, password: str, *, actor: User, now: datetime) -> 
     db.session.commit()
 
 
+def change_own_password(user: User, current: str, new: str, *, now: datetime) -> None:
+    """The user's new password, given their current one; their other sessions end. Audited, commits."""
+    if not user.check_password(current):
+        raise AccountError("Your current password is not right.")
+    if new == current:
+        raise AccountError("Choose a new password, not the current one.")
+    check_password_strength(new)
+    user.set_password(new)
+    end_sessions_of(user, now=now, keep=user.session_ref)
+    audit(AuditKind.PASSWORD_CHANGED, user, now, user_id=user.id)
+    db.session.commit()
+
+
+def set_preferences(user: User, *, locale: str | None, time_zone: str | None, now: datetime) -> None:
+    """The user's language and time zone (None: automatic). Audited, commits."""
+    user.locale, user.time_zone = locale, time_zone
+    audit(AuditKind.PREFERENCES_CHANGED, user, now, user_id=user.id, locale=locale, time_zone=time_zone)
+    db.session.commit()
+
+
 # Two admins deactivating (or demoting) each other at the same moment must not leave no admin at all:
 # each change takes the admins' locks, writes, then counts the active admins left in the same transaction.
 
