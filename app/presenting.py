@@ -8,7 +8,7 @@ from pathlib import Path
 from urllib.parse import unquote
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from flask import Flask, current_app, request
+from flask import Flask, current_app, has_request_context, request
 from flask_login import current_user
 from markupsafe import Markup, escape
 
@@ -43,7 +43,9 @@ def viewer_zone() -> ZoneInfo:
 
 
 def viewer_zone_name() -> str:
-    chosen = current_user.time_zone if current_user and current_user.is_authenticated else None
+    if not has_request_context():
+        return current_app.config["DEFAULT_TIMEZONE"] or "UTC"
+    chosen = current_user.time_zone if current_user.is_authenticated else None
     # localtime.js percent-encodes the zone ("America%2FSantiago").
     for name in (chosen, current_app.config["DEFAULT_TIMEZONE"], unquote(request.cookies.get(TIME_ZONE_COOKIE, ""))):
         if name and known_zone(name):
@@ -65,10 +67,13 @@ LANGUAGE_NAMES = {"en": "English", "es": "Español", "pt_BR": "Português (Brasi
 
 
 def viewer_locale() -> str:
-    """The viewer's language: their own choice, else the best the browser asks for, else the installation's."""
-    if current_user and current_user.is_authenticated and current_user.locale in LANGUAGE_NAMES:
+    """The viewer's language: their own choice, else the best the browser asks for, else the installation's
+    (also outside a request: a command's output)."""
+    if not has_request_context():
+        return current_app.config["DEFAULT_LOCALE"]
+    if current_user.is_authenticated and current_user.locale in LANGUAGE_NAMES:
         return current_user.locale
-    asked = request.accept_languages.best_match(list(SPOKEN)) if request else None
+    asked = request.accept_languages.best_match(list(SPOKEN))
     return SPOKEN[asked] if asked else current_app.config["DEFAULT_LOCALE"]
 
 
