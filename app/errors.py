@@ -1,39 +1,42 @@
 """Error pages: a full page, or a fragment for htmx, and never a stack trace or a secret."""
 
 from flask import Flask
+from flask_babel import gettext
+from flask_babel import lazy_gettext as _l
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from app.extensions import db
 from app.htmx import render_page_or_partial
+from app.i18n import translated
 
 TITLES = {
-    400: "Bad request",
-    403: "Not allowed",
-    404: "Not found",
-    405: "Method not allowed",
-    409: "Conflict",
-    413: "Too large",
-    415: "Not a form",
-    422: "Cannot do that",
-    429: "Too many requests",
-    500: "Server error",
+    400: _l("Bad request"),
+    403: _l("Not allowed"),
+    404: _l("Not found"),
+    405: _l("Method not allowed"),
+    409: _l("Conflict"),
+    413: _l("Too large"),
+    415: _l("Not a form"),
+    422: _l("Cannot do that"),
+    429: _l("Too many requests"),
+    500: _l("Server error"),
 }
 # In place of Werkzeug's stock descriptions, which talk about servers and spelling.
 PLAIN_DESCRIPTIONS = {
-    400: "The request could not be understood. Go back, reload the page and try again.",
-    403: "You cannot open this page.",
-    404: "There is no such page.",
-    405: "This page cannot be used that way. Go back and use the page's own links and buttons.",
-    413: "What was sent is larger than any form here takes. Shorten it and try again.",
-    429: "Too many requests in a short time. Wait a minute and try again.",
+    400: _l("The request could not be understood. Go back, reload the page and try again."),
+    403: _l("You cannot open this page."),
+    404: _l("There is no such page."),
+    405: _l("This page cannot be used that way. Go back and use the page's own links and buttons."),
+    413: _l("What was sent is larger than any form here takes. Shorten it and try again."),
+    429: _l("Too many requests in a short time. Wait a minute and try again."),
 }
 
 
 def register(app: Flask) -> None:
     @app.errorhandler(CSRFError)
     def csrf_failed(error: CSRFError):
-        return render_error(400, "Your session form has expired. Reload the page and try again.")
+        return render_error(400, gettext("Your session form has expired. Reload the page and try again."))
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException):
@@ -49,16 +52,16 @@ def register(app: Flask) -> None:
     def internal_error(error: InternalServerError):
         # The failure may have left the session mid-transaction; the page itself needs the database.
         db.session.rollback()
-        return render_error(500, "Something went wrong on our side. The error has been logged.")
+        return render_error(500, gettext("Something went wrong on our side. The error has been logged."))
 
 
 def described(error: HTTPException, code: int) -> str:
     """What the view said when it aborted, else a plain sentence for the status (not Werkzeug's own)."""
     if error.description and error.description != type(error).description:
-        return error.description
-    return PLAIN_DESCRIPTIONS.get(code, "")
+        return translated(str(error.description))
+    return str(PLAIN_DESCRIPTIONS.get(code, ""))
 
 
 def render_error(status: int, description: str):
-    context = {"code": status, "title": TITLES.get(status, "Error"), "description": description}
+    context = {"code": status, "title": TITLES.get(status, _l("Error")), "description": description}
     return render_page_or_partial("errors/page.html", "errors/_error.html", status=status, **context)

@@ -8,10 +8,12 @@ import re
 from datetime import date
 
 from flask import Flask, current_app, request
+from flask_babel import gettext
 from werkzeug.exceptions import BadRequest, UnsupportedMediaType
 from werkzeug.routing import BaseConverter, ValidationError
 from wtforms import DateField
 
+from app.i18n import N_
 from app.models import MAX_RECORD_ID, unstorable
 
 FIRST_DAY = date(2000, 1, 1)
@@ -37,12 +39,30 @@ class RecordIdConverter(BaseConverter):
         return str(int(value))
 
 
+# What record_id() and day() are told a value is, for their messages (marked here for the catalogs).
+VALUE_NAMES = (
+    N_("id"),
+    N_("page link"),
+    N_("agent"),
+    N_("first message"),
+    N_("quoted message"),
+    N_("last message seen"),
+    N_("template"),
+    N_("choice"),
+    N_("date"),
+    N_("day"),
+    N_("start date"),
+    N_("end date"),
+    N_("user"),
+)
+
+
 def record_id(raw: str | None, what: str = "id") -> int | None:
     """An optional record id from a query string or form: None when absent, 400 when it cannot be one."""
     if raw is None or raw == "":
         return None
     if not ASCII_ID.fullmatch(raw) or int(raw) > MAX_RECORD_ID:
-        raise BadRequest(f"The {what} must be a record number, like 42.")
+        raise BadRequest(gettext("The %(what)s must be a record number, like 42.", what=gettext(what)))
     return int(raw)
 
 
@@ -60,7 +80,14 @@ def day(raw: str | None, what: str = "date") -> date | None:
     except ValueError:
         parsed = None
     if parsed is None or not FIRST_DAY <= parsed <= LAST_DAY:
-        raise BadRequest(f"The {what} must be a day between {FIRST_DAY} and {LAST_DAY}, written YYYY-MM-DD.")
+        raise BadRequest(
+            gettext(
+                "The %(what)s must be a day between %(first)s and %(last)s, written YYYY-MM-DD.",
+                what=gettext(what),
+                first=FIRST_DAY,
+                last=LAST_DAY,
+            )
+        )
     return parsed
 
 
@@ -94,9 +121,11 @@ def refuse_unusable_requests() -> None:
     view = current_app.view_functions[request.endpoint]
     if not getattr(view, "takes_json", False):
         if request.files:
-            raise BadRequest("This form takes no files.")
+            raise BadRequest(gettext("This form takes no files."))
         if request.method in BODY_METHODS and request.mimetype and request.mimetype not in FORM_BODIES:
-            raise UnsupportedMediaType("Send this form as an HTML form would (application/x-www-form-urlencoded).")
+            raise UnsupportedMediaType(
+                gettext("Send this form as an HTML form would (application/x-www-form-urlencoded).")
+            )
         values += request.form.items(multi=True)
     for name, value in values:
         if unstorable(name) or (isinstance(value, str) and unstorable(value)):

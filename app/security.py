@@ -4,12 +4,15 @@ from functools import wraps
 from urllib.parse import urlsplit
 
 from flask import abort, make_response, redirect, request, url_for
+from flask_babel import gettext
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
 from app.clock import utcnow
 from app.domain.sessions import session_user
 from app.extensions import login_manager
 from app.models import Role, User
+from app.presenting import ROLE_LABELS
 
 
 @login_manager.user_loader
@@ -42,7 +45,8 @@ def page_of(current_url: str | None) -> str | None:
     return safe_next_url(parts.path + (f"?{parts.query}" if parts.query else ""))
 
 
-ROLE_HOLDERS = {Role.AGENT: "an agent", Role.LEAD: "a team lead", Role.ADMIN: "an admin"}
+ROLE_HOLDERS = {Role.AGENT: _l("an agent"), Role.LEAD: _l("a team lead"), Role.ADMIN: _l("an admin")}
+AREAS = {"Review": _l("Review"), "Admin": _l("Admin"), "Quick replies": _l("Quick replies")}
 
 
 def role_required(role: Role, *, area: str):
@@ -57,8 +61,13 @@ def role_required(role: Role, *, area: str):
             if not current_user.has_role(role):
                 abort(
                     403,
-                    f"Your role ({current_user.role}) cannot open this page; {area} needs {ROLE_HOLDERS[role]}. "
-                    "Ask an admin if you need it.",
+                    gettext(
+                        "Your role (%(role)s) cannot open this page; %(area)s needs %(holder)s. "
+                        "Ask an admin if you need it.",
+                        role=ROLE_LABELS[current_user.role],
+                        area=AREAS.get(area, area),
+                        holder=ROLE_HOLDERS[role],
+                    ),
                 )
             return view(*args, **kwargs)
 

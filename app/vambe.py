@@ -13,6 +13,8 @@ from urllib.parse import quote
 import requests
 from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
 
+from app.i18n import N_
+
 log = logging.getLogger(__name__)
 
 SEND_SESSION_MESSAGE_PATH = "/api/public/whatsapp/message/session"
@@ -211,7 +213,7 @@ class VambeClient:
         """One contact, with the same fields as list_contacts plus last_message_content."""
         data = self._get_json(f"/api/public/contact/{contact_id}/info")
         if not isinstance(data, dict):
-            raise VambeServerError("Vambe answered with a contact that is not an object.", 200)
+            raise VambeServerError(N_("Vambe answered with a contact that is not an object."), 200)
         return data
 
     def list_messages(self, contact_id: str, page: int) -> HistoryPage:
@@ -230,7 +232,9 @@ class VambeClient:
         data = self._get_json("/api/public/analytics/contacts/by-status", params={"page": page, "status": status})
         items = data.get("data") if isinstance(data, dict) else None
         if not isinstance(items, list):
-            raise VambeServerError("Vambe answered the by-status call without a list of contacts (no data array).", 200)
+            raise VambeServerError(
+                N_("Vambe answered the by-status call without a list of contacts (no data array)."), 200
+            )
         parsed = [waiting_contact(item, status) if isinstance(item, dict) else None for item in items]
         contacts = [contact for contact in parsed if contact is not None]
         total = data.get("total")
@@ -243,7 +247,7 @@ class VambeClient:
             raise error_for(response)
         data = json_or_none(response)
         if data is None:
-            raise VambeServerError("Vambe answered with something that is not JSON.", response.status_code)
+            raise VambeServerError(N_("Vambe answered with something that is not JSON."), response.status_code)
         return data
 
     def _call_within_deadline(self, method: str, path: str, **kwargs: Any) -> requests.Response:
@@ -289,24 +293,32 @@ class VambeClient:
             response = self._call_within_deadline(method, path, **kwargs)
         except CallOverran:
             raise VambeNoAnswer(
-                f"Vambe did not finish answering within {self.total_timeout:g} seconds. The message may or may not "
-                "have been delivered: check the conversation before sending it again."
+                N_(
+                    "Vambe did not finish answering within %(seconds)s seconds. The message may or may not have "
+                    "been delivered: check the conversation before sending it again."
+                )
+                % {"seconds": f"{self.total_timeout:g}"}
             ) from None
         except requests.ConnectTimeout:
             raise VambeUnreachable(
-                "Handoff could not connect to Vambe in time; nothing was sent. Try again in a moment."
+                N_("Handoff could not connect to Vambe in time; nothing was sent. Try again in a moment.")
             ) from None
         except requests.Timeout:
             raise VambeNoAnswer(
-                f"Vambe did not answer within {self.timeout[1]:g} seconds. The message may or may not have "
-                "been delivered: check the conversation before sending it again."
+                N_(
+                    "Vambe did not answer within %(seconds)s seconds. The message may or may not have been "
+                    "delivered: check the conversation before sending it again."
+                )
+                % {"seconds": f"{self.timeout[1]:g}"}
             ) from None
         except requests.ConnectionError as error:
             if never_connected(error):
-                raise VambeUnreachable("Handoff could not reach Vambe; nothing was sent. Try again.") from None
+                raise VambeUnreachable(N_("Handoff could not reach Vambe; nothing was sent. Try again.")) from None
             raise VambeNoAnswer(
-                "The connection to Vambe dropped before it answered. The message may or may not have been "
-                "delivered: check the conversation before sending it again."
+                N_(
+                    "The connection to Vambe dropped before it answered. The message may or may not have been "
+                    "delivered: check the conversation before sending it again."
+                )
             ) from None
         log.info(
             "vambe %s %s -> %s in %.0f ms",
@@ -332,17 +344,18 @@ def error_for(response: requests.Response) -> VambeError:
     status = response.status_code
     if status == 400:
         detail = detail_from(response)
-        return VambeRejected(f"Vambe refused the message: {detail}" if detail else "Vambe refused the message.", 400)
+        refused = N_("Vambe refused the message: %(detail)s") % {"detail": detail} if detail else None
+        return VambeRejected(refused or N_("Vambe refused the message."), 400)
     if status in (401, 403):
         return VambeUnauthorized(
-            "Vambe rejected Handoff's API key, so nothing can be sent. Please alert an administrator.", status
+            N_("Vambe rejected Handoff's API key, so nothing can be sent. Please alert an administrator."), status
         )
     if status == 404:
-        return VambeNotFound("Vambe has no contact with this phone number or contact id.", 404)
+        return VambeNotFound(N_("Vambe has no contact with this phone number or contact id."), 404)
     if status == 429:
         retry_after = retry_after_seconds(response)
         return VambeRateLimited(
-            "Vambe is limiting how fast Handoff may send; nothing was sent. Wait a minute and send again.",
+            N_("Vambe is limiting how fast Handoff may send; nothing was sent. Wait a minute and send again."),
             429,
             retry_after,
         )
@@ -350,18 +363,25 @@ def error_for(response: requests.Response) -> VambeError:
         # Vambe failed while handling the request, a gateway gave up waiting for it, or it answered in a way its
         # contract does not define: either way it may have acted on the request.
         return VambeNoAnswer(
-            f"Vambe's answer (HTTP {status}) does not say whether it acted. The message may or may not have been "
-            "delivered: check the conversation before sending it again.",
+            N_(
+                "Vambe's answer (HTTP %(status)s) does not say whether it acted. The message may or may not have "
+                "been delivered: check the conversation before sending it again."
+            )
+            % {"status": status},
             status,
         )
     if 300 <= status < 400:
         return VambeServerError(
-            f"Vambe's address answered with a redirect (HTTP {status}), so nothing was sent. Please alert an "
-            "administrator: VAMBE_API_BASE_URL may be wrong.",
+            N_(
+                "Vambe's address answered with a redirect (HTTP %(status)s), so nothing was sent. Please alert an "
+                "administrator: VAMBE_API_BASE_URL may be wrong."
+            )
+            % {"status": status},
             status,
         )
     return VambeServerError(
-        f"Vambe answered with an error (HTTP {status}) and did not accept the message. Try again shortly.",
+        N_("Vambe answered with an error (HTTP %(status)s) and did not accept the message. Try again shortly.")
+        % {"status": status},
         status,
     )
 

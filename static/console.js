@@ -3,6 +3,11 @@
   "use strict";
   document.documentElement.classList.add("js");
 
+  // What the console says, in the viewer's language (base.html writes it): "%s" stands for a number or a name.
+  var wordsBlock = document.getElementById("console-words");
+  var words = wordsBlock ? JSON.parse(wordsBlock.textContent) : {};
+  function say(text, value) { return String(text || "").replace("%s", value); }
+
   function isTyping(element) {
     return element instanceof Element && element.closest("input, textarea, select, [contenteditable]") !== null;
   }
@@ -134,7 +139,10 @@
     body.textContent = text;
     var state = document.createElement("div");
     state.className = "message-footer";
-    state.innerHTML = '<span class="outcome outcome-sending">Sending…</span>';
+    var sending = document.createElement("span");
+    sending.className = "outcome outcome-sending";
+    sending.textContent = words.sending;
+    state.appendChild(sending);
     item.appendChild(body);
     item.appendChild(state);
     thread.appendChild(item);
@@ -219,9 +227,9 @@
     if (button) button.hidden = !("Notification" in window) || Notification.permission !== "default";
     if (shownAlerts) {
       var news = [];
-      if (now.waiting > shownAlerts.waiting) news.push(now.waiting + " waiting for a human");
-      if (now.closing > shownAlerts.closing) news.push(now.closing + " closing soon");
-      if (now.failed > shownAlerts.failed) news.push(now.failed + " of your messages failed after sending");
+      if (now.waiting > shownAlerts.waiting) news.push(say(words.waiting, now.waiting));
+      if (now.closing > shownAlerts.closing) news.push(say(words.closing, now.closing));
+      if (now.failed > shownAlerts.failed) news.push(say(words.failed, now.failed));
       if (news.length) {
         announce(news.join(", ") + ".");
         notify(news.join(", ") + ".", alerts.getAttribute("data-waiting-url"));
@@ -244,8 +252,8 @@
       var fresh = Array.prototype.filter.call(unread, function (row) { return shownUnread[row.id] !== seen[row.id]; });
       if (fresh.length) {
         var name = fresh[0].querySelector(".conversation-name");
-        var who = name ? name.textContent.replace("●", "").replace("(unread)", "").trim() : "a customer";
-        announce("New message from " + who + ".");
+        var who = name ? name.textContent.replace("●", "").replace(words.unread, "").trim() : words.a_customer;
+        announce(say(words.new_message, who));
       }
     }
     shownUnread = seen;
@@ -257,7 +265,7 @@
     var inbound = thread.querySelectorAll(".message-inbound");
     if (shownInbound !== null && inbound.length > shownInbound) {
       var title = document.getElementById("conversation-title");
-      announce("New message from " + (title ? title.textContent.trim() : "the customer") + ".");
+      announce(say(words.new_message, title ? title.textContent.trim() : words.the_customer));
     }
     shownInbound = inbound.length;
   }

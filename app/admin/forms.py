@@ -1,3 +1,5 @@
+from flask_babel import lazy_gettext as _l
+from flask_babel import lazy_pgettext
 from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
@@ -18,15 +20,19 @@ from app.domain.templates import CATEGORIES, TemplateFields
 from app.inputs import chosen_record
 from app.models import BusinessNumber, Role
 
-ROLE_CHOICES = [SelectChoice(role.value, role.value.capitalize()) for role in Role]
+ROLE_CHOICES = [
+    SelectChoice(Role.AGENT.value, lazy_pgettext("role", "Agent")),
+    SelectChoice(Role.LEAD.value, lazy_pgettext("role", "Lead")),
+    SelectChoice(Role.ADMIN.value, lazy_pgettext("role", "Admin")),
+]
 
 
 class NewUserForm(FlaskForm):
-    email = EmailField("Email", validators=[DataRequired("Enter the new user's email."), Length(max=254)])
-    name = StringField("Name", validators=[Length(max=120)])
-    role = SelectField("Role", choices=ROLE_CHOICES, default=Role.AGENT.value)
-    password = PasswordField("Initial password", validators=[DataRequired("Enter an initial password.")])
-    submit = SubmitField("Create user")
+    email = EmailField(_l("Email"), validators=[DataRequired(_l("Enter the new user's email.")), Length(max=254)])
+    name = StringField(_l("Name"), validators=[Length(max=120)])
+    role = SelectField(_l("Role"), choices=ROLE_CHOICES, default=Role.AGENT.value)
+    password = PasswordField(_l("Initial password"), validators=[DataRequired(_l("Enter an initial password."))])
+    submit = SubmitField(_l("Create user"))
 
     def validate_email(self, field) -> None:
         if "@" not in (field.data or ""):
@@ -41,37 +47,39 @@ class NewUserForm(FlaskForm):
 
 
 class RoleForm(FlaskForm):
-    role = SelectField("Role", choices=ROLE_CHOICES)
+    role = SelectField(_l("Role"), choices=ROLE_CHOICES)
 
 
 class PasswordResetForm(FlaskForm):
-    password = PasswordField("New password", validators=[DataRequired()])
+    password = PasswordField(_l("New password"), validators=[DataRequired()])
 
 
 class HandoffPhraseForm(FlaskForm):
     language = SelectField(
-        "Language", choices=[SelectChoice(code, name) for code, name in LANGUAGES.items()], validate_choice=False
+        _l("Language"), choices=[SelectChoice(code, name) for code, name in LANGUAGES.items()], validate_choice=False
     )
-    phrase = StringField("Phrase")
-    submit = SubmitField("Add phrase")
+    phrase = StringField(_l("Phrase"))
+    submit = SubmitField(_l("Add phrase"))
 
 
 class TemplateRegistryForm(FlaskForm):
-    vambe_template_id = StringField("Vambe template id")
-    name = StringField("Name")
-    language = StringField("Language", default="es")
+    vambe_template_id = StringField(_l("Vambe template id"))
+    name = StringField(_l("Name"))
+    language = StringField(_l("Language"), default="es")
     category = SelectField(
-        "Category", choices=[SelectChoice(c, c.capitalize() or "None") for c in CATEGORIES], validate_choice=False
+        _l("Category"),
+        choices=[SelectChoice(c, c.capitalize() or _l("None")) for c in CATEGORIES],
+        validate_choice=False,
     )
-    business_number = SelectField("Business number", coerce=chosen_record, validate_choice=False)
-    header = StringField("Header (optional)")
-    body = TextAreaField("Body")
-    footer = StringField("Footer (optional)")
-    active = BooleanField("Active: agents can send it", default=True)
-    submit = SubmitField("Save template")
+    business_number = SelectField(_l("Business number"), coerce=chosen_record, validate_choice=False)
+    header = StringField(_l("Header (optional)"))
+    body = TextAreaField(_l("Body"))
+    footer = StringField(_l("Footer (optional)"))
+    active = BooleanField(_l("Active: agents can send it"), default=True)
+    submit = SubmitField(_l("Save template"))
 
     def offer_numbers(self, numbers: list[BusinessNumber]) -> None:
-        self.business_number.choices = [SelectChoice("", "Any number")] + [
+        self.business_number.choices = [SelectChoice("", _l("Any number"))] + [
             SelectChoice(number.id, number.label) for number in numbers
         ]
 

@@ -1,6 +1,7 @@
 from datetime import datetime
 
 from flask import abort, current_app, flash, redirect, request, url_for
+from flask_babel import gettext, ngettext
 from flask_login import current_user
 from wtforms import SelectChoice
 
@@ -17,9 +18,10 @@ from app.domain.reconciling import reconcile_now, settings_from
 from app.domain.templates import TemplateRefused, list_templates, save_template
 from app.extensions import db
 from app.htmx import render_page_or_partial
+from app.i18n import translated
 from app.inputs import day, record_id
 from app.models import AuditKind, HandoffPhrase, MessageTemplate, Role, User, WebhookDelivery
-from app.presenting import AUDIT_LABELS, start_of_local_day
+from app.presenting import AUDIT_LABELS, DELIVERY_STATES, ROLE_LABELS, start_of_local_day
 from app.security import role_required
 from app.vambe import VambeError
 
@@ -54,7 +56,7 @@ def create():
             # The form checks the email's form and the password's length; what is left is about the email.
             form.email.errors.append(str(error))
         else:
-            flash(f"Created {user.email} ({user.role}).")
+            flash(gettext("Created %(email)s (%(role)s).", email=user.email, role=ROLE_LABELS[user.role]))
             return redirect(url_for("admin.users"), 303)
     return render_users(form, status=422)
 
@@ -65,14 +67,14 @@ def set_role(user_id: int):
     user = db.get_or_404(User, user_id)
     form = RoleForm()
     if not form.validate_on_submit():
-        abort(422, "Unknown role.")
+        abort(422, gettext("Unknown role."))
     role = Role(form.role.data)
-    article = "an" if role == Role.ADMIN else "a"
-    return changed(
-        user,
-        lambda: change_role(user, role, actor=actor(), now=utcnow()),
-        f"{user.name} is now {article} {role.value}.",
-    )
+    now_is = {
+        Role.AGENT: gettext("%(name)s is now an agent.", name=user.name),
+        Role.LEAD: gettext("%(name)s is now a lead.", name=user.name),
+        Role.ADMIN: gettext("%(name)s is now an admin.", name=user.name),
+    }
+    return changed(user, lambda: change_role(user, role, actor=actor(), now=utcnow()), now_is[role])
 
 
 @bp.post("/users/<id:user_id>/active")
@@ -83,7 +85,9 @@ def set_activity(user_id: int):
     return changed(
         user,
         lambda: set_active(user, activate, actor=actor(), now=utcnow()),
-        f"{user.name} is now {'active' if activate else 'deactivated'}.",
+        gettext("%(name)s is now active.", name=user.name)
+        if activate
+        else gettext("%(name)s is now deactivated.", name=user.name),
     )
 
 
@@ -96,7 +100,7 @@ def set_password(user_id: int):
     def reset() -> None:
         reset_password(user, form.password.data or "", actor=actor(), now=utcnow())
 
-    return changed(user, reset, f"{user.name}'s password has been reset.")
+    return changed(user, reset, gettext("%(name)s's password has been reset.", name=user.name))
 
 
 def changed(user: User, change, done: str):
@@ -106,7 +110,7 @@ def changed(user: User, change, done: str):
     except AccountError as error:
         flash(f"{user.name}: {error}", "error")
         return redirect(url_for("admin.users"), 303)
-    flash(f"Saved. {done}")
+    flash(gettext("Saved. %(done)s", done=done))
     return redirect(url_for("admin.users"), 303)
 
 
@@ -145,9 +149,9 @@ def refresh_numbers():
     try:
         numbers = administering.refresh_numbers(vambe_client(), actor=actor(), now=utcnow())
     except VambeError as error:
-        flash(error.agent_message, "error")
+        flash(translated(error.agent_message), "error")
     else:
-        flash(f"Vambe lists {len(numbers)} business number(s).")
+        flash(ngettext("Vambe lists %(num)d business number.", "Vambe lists %(num)d business numbers.", len(numbers)))
     return redirect(url_for("admin.settings"), 303)
 
 
@@ -166,10 +170,10 @@ def reconcile():
             vambe_client(), actor=actor(), now=utcnow(), clock=utcnow, **settings_from(current_app.config)
         )
     except VambeError as error:
-        flash(f"Reconciling with Vambe failed: {error.agent_message}", "error")
+        flash(gettext("Reconciling with Vambe failed: %(error)s", error=translated(error.agent_message)), "error")
     else:
         if report is None:
-            flash("A scheduled reconciliation is running right now; its results will show here.", "info")
+            flash(gettext("A scheduled reconciliation is running right now; its results will show here."), "info")
         else:
             flash(
                 f"Read {report.contacts} contacts' history: {report.advanced} messages moved forward, "
@@ -182,7 +186,9 @@ def reconcile():
 @admin_only
 def replay(delivery_id: int):
     delivery = administering.replay(db.get_or_404(WebhookDelivery, delivery_id), actor=actor(), now=utcnow())
-    flash(f"Delivery #{delivery.id} replayed: {delivery.state}.")
+    flash(
+        gettext("Delivery #%(number)s replayed: %(state)s.", number=delivery.id, state=DELIVERY_STATES[delivery.state])
+    )
     return redirect(url_for("admin.settings", _anchor="deliveries"), 303)
 
 
@@ -202,7 +208,9 @@ def create_handoff_phrase():
         except PhraseRefused as refusal:
             form.phrase.errors.append(str(refusal))
         else:
-            flash(f"Added “{phrase.phrase}” ({LANGUAGES[phrase.language]}).")
+            flash(
+                gettext("Added “%(phrase)s” (%(language)s).", phrase=phrase.phrase, language=LANGUAGES[phrase.language])
+            )
             return redirect(url_for("admin.handoff_phrases"), 303)
     return render_phrases(form, status=422)
 
@@ -210,9 +218,9 @@ def create_handoff_phrase():
 @bp.post("/handoff-phrases/<id:phrase_id>/delete")
 @admin_only
 def delete_handoff_phrase(phrase_id: int):
-    phrase = db.get_or_404(HandoffPhrase, phrase_id, description="That phrase is no longer in the list.")
+    phrase = db.get_or_404(HandoffPhrase, phrase_id, description=gettext("That phrase is no longer in the list."))
     remove_phrase(phrase, actor(), now=utcnow())
-    flash(f"Removed “{phrase.phrase}”.")
+    flash(gettext("Removed “%(phrase)s”.", phrase=phrase.phrase))
     return redirect(url_for("admin.handoff_phrases"), 303)
 
 
@@ -242,7 +250,7 @@ def create_template():
 @bp.get("/templates/<id:template_id>")
 @admin_only
 def edit_template(template_id: int):
-    template = db.get_or_404(MessageTemplate, template_id, description="That template is not registered.")
+    template = db.get_or_404(MessageTemplate, template_id, description=gettext("That template is not registered."))
     form = TemplateRegistryForm(formdata=None, obj=template, business_number=template.business_number_id)
     return render_templates(form, editing=template)
 
@@ -250,7 +258,7 @@ def edit_template(template_id: int):
 @bp.post("/templates/<id:template_id>")
 @admin_only
 def update_template(template_id: int):
-    template = db.get_or_404(MessageTemplate, template_id, description="That template is not registered.")
+    template = db.get_or_404(MessageTemplate, template_id, description=gettext("That template is not registered."))
     return saved_template(TemplateRegistryForm(), template)
 
 
@@ -263,7 +271,7 @@ def saved_template(form: TemplateRegistryForm, template: MessageTemplate | None)
             db.session.rollback()
             form.body.errors.append(str(refusal))
         else:
-            flash(f"Saved the template “{saved.name}”.")
+            flash(gettext("Saved the template “%(name)s”.", name=saved.name))
             return redirect(url_for("admin.templates"), 303)
     return render_templates(form, editing=template, status=422)
 

@@ -1,6 +1,7 @@
 from zoneinfo import available_timezones
 
 from flask import flash, redirect, render_template, request, url_for
+from flask_babel import gettext, ngettext
 from flask_login import current_user, login_required, login_user, logout_user
 
 from app.auth import bp
@@ -21,13 +22,19 @@ def login():
         try:
             user = sign_in(form.email.data, form.password.data, address=request.remote_addr or "", now=utcnow())
         except Throttled as wait:
-            wait_text = f"{wait.retry_after} seconds" if wait.retry_after < 60 else duration(wait.retry_after)
-            form.password.errors.append(f"Too many failed attempts. Wait {wait_text} and try again.")
+            wait_text = (
+                ngettext("%(num)d second", "%(num)d seconds", wait.retry_after)
+                if wait.retry_after < 60
+                else duration(wait.retry_after)
+            )
+            form.password.errors.append(
+                gettext("Too many failed attempts. Wait %(time)s and try again.", time=wait_text)
+            )
             return render_template("auth/login.html", form=form), 429, {"Retry-After": str(wait.retry_after)}
         if user is not None:
             login_user(user)
             return redirect(safe_next_url(form.next.data) or url_for("inbox.index"))
-        form.password.errors.append("Wrong email or password.")
+        form.password.errors.append(gettext("Wrong email or password."))
     status = 422 if form.errors else 200
     return render_template("auth/login.html", form=form), status
 
@@ -74,7 +81,7 @@ def save_preferences():
         time_zone=form.time_zone.data or None,
         now=utcnow(),
     )
-    flash("Your settings are saved.")
+    flash(gettext("Your settings are saved."))
     return redirect(url_for("auth.settings"), 303)
 
 
@@ -90,6 +97,6 @@ def change_password():
         except AccountError as refusal:
             form.new_password.errors.append(str(refusal))
         else:
-            flash("Your password is changed. Your other sessions are signed out.")
+            flash(gettext("Your password is changed. Your other sessions are signed out."))
             return redirect(url_for("auth.settings"), 303)
     return render_settings(422, password_form=form)

@@ -4,6 +4,7 @@ import secrets
 from datetime import datetime
 from functools import cache
 
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import and_, func, or_, select
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -26,10 +27,10 @@ def create_user(
     """Create and commit a user; the email is stored lower-cased and must be new."""
     email = normalised_email(email)
     if "@" not in email:
-        raise AccountError(f"{email!r} is not an email address.")
+        raise AccountError(_l("“%(email)s” is not an email address.", email=email))
     check_password_strength(password)
     if find_user(email) is not None:
-        raise AccountError(f"A user with the email {email} already exists.")
+        raise AccountError(_l("A user with the email %(email)s already exists.", email=email))
     user = User(email=email, name=name or email.split("@")[0], role=Role(role), active=True, created_at=now)
     user.set_password(password)
     db.session.add(user)
@@ -118,9 +119,9 @@ def reset_password(user: User, password: str, *, actor: User, now: datetime) -> 
 def change_own_password(user: User, current: str, new: str, *, now: datetime) -> None:
     """The user's new password, given their current one; their other sessions end. Audited, commits."""
     if not user.check_password(current):
-        raise AccountError("Your current password is not right.")
+        raise AccountError(_l("Your current password is not right."))
     if new == current:
-        raise AccountError("Choose a new password, not the current one.")
+        raise AccountError(_l("Choose a new password, not the current one."))
     check_password_strength(new)
     user.set_password(new)
     end_sessions_of(user, now=now, keep=user.session_ref)
@@ -164,7 +165,7 @@ def keep_an_admin() -> None:
     admins = db.session.scalar(select(func.count(User.id)).where(User.role == Role.ADMIN, User.active.is_(True)))
     if admins == 0:
         db.session.rollback()
-        raise AccountError("This is the last active admin: make someone else an admin first.")
+        raise AccountError(_l("This is the last active admin: make someone else an admin first."))
 
 
 def list_users() -> list[User]:
@@ -178,7 +179,7 @@ def audit(kind: AuditKind, actor: User | None, now: datetime, **details) -> None
 
 def check_password_strength(password: str) -> None:
     if len(password) < MIN_PASSWORD_LENGTH:
-        raise AccountError(f"The password must have at least {MIN_PASSWORD_LENGTH} characters.")
+        raise AccountError(_l("The password must have at least %(count)d characters.", count=MIN_PASSWORD_LENGTH))
 
 
 def find_user(email: str) -> User | None:

@@ -8,6 +8,7 @@ from sqlalchemy import func, select
 from app.domain.deliveries import file_delivery
 from app.domain.syncing import store_business_numbers
 from app.extensions import db
+from app.i18n import N_
 from app.models import AuditEvent, AuditKind, User, WebhookDelivery
 from app.vambe import Channel, VambeClient, VambeError
 
@@ -27,7 +28,9 @@ def connection_status(client: VambeClient) -> ConnectionStatus:
         channels = client.list_whatsapp_channels()
     except VambeError as error:
         return ConnectionStatus(False, error.agent_message, [])
-    return ConnectionStatus(True, f"Connected: Vambe lists {len(channels)} WhatsApp number(s).", channels)
+    return ConnectionStatus(
+        True, N_("Connected: Vambe lists %(count)s WhatsApp number(s).") % {"count": len(channels)}, channels
+    )
 
 
 def masked(secret: str | None) -> str:

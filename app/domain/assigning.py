@@ -2,6 +2,8 @@
 
 from datetime import datetime
 
+from flask_babel import lazy_gettext as _l
+
 from app.domain.handoffs import record_resolved, record_taken
 from app.extensions import db
 from app.models import AuditEvent, AuditKind, Conversation, ConversationStatus, User
@@ -14,7 +16,7 @@ class AssignmentRefused(ValueError):
 def assign(conversation: Conversation, actor: User, assignee: User | None, *, now: datetime) -> None:
     """Give the conversation to ``assignee`` (None: unassign) and record who did it; commits."""
     if assignee is not None and not assignee.is_active:
-        raise AssignmentRefused(f"{assignee.name} is deactivated and cannot take conversations.")
+        raise AssignmentRefused(_l("%(name)s is deactivated and cannot take conversations.", name=assignee.name))
     if conversation.assignee_id == (assignee.id if assignee else None):
         return
     previous = conversation.assignee

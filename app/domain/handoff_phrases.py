@@ -3,6 +3,7 @@ conversation for a human (see app/domain/handoffs.py)."""
 
 from datetime import datetime
 
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
@@ -25,15 +26,15 @@ def list_phrases() -> list[HandoffPhrase]:
 def add_phrase(language: str, phrase: str, actor: User, *, now: datetime) -> HandoffPhrase:
     """Add ``phrase`` to the list for ``language``; commits, with its audit event."""
     if language not in LANGUAGES:
-        raise PhraseRefused(f"Choose a language: {', '.join(LANGUAGES.values())}.")
+        raise PhraseRefused(_l("Choose a language: %(languages)s.", languages=", ".join(LANGUAGES.values())))
     phrase = " ".join(phrase.split())
     if not MIN_LENGTH <= len(phrase) <= MAX_LENGTH:
-        raise PhraseRefused(f"A phrase has {MIN_LENGTH} to {MAX_LENGTH} characters.")
+        raise PhraseRefused(_l("A phrase has %(low)d to %(high)d characters.", low=MIN_LENGTH, high=MAX_LENGTH))
     if not phrase.isprintable():
-        raise PhraseRefused("A phrase cannot hold control characters.")
+        raise PhraseRefused(_l("A phrase cannot hold control characters."))
     folded = words_of(phrase)
     if not any(character.isalpha() for character in folded):
-        raise PhraseRefused("A phrase needs words: punctuation or numbers alone match nothing.")
+        raise PhraseRefused(_l("A phrase needs words: punctuation or numbers alone match nothing."))
     added = HandoffPhrase(language=language, phrase=phrase, folded=folded, created_at=now, created_by=actor)
     db.session.add(added)
     audit(AuditKind.HANDOFF_PHRASE_ADDED, added, actor, now)
@@ -41,7 +42,9 @@ def add_phrase(language: str, phrase: str, actor: User, *, now: datetime) -> Han
         db.session.commit()
     except IntegrityError:
         db.session.rollback()
-        raise PhraseRefused(f"“{phrase}” is already in the {LANGUAGES[language]} list.") from None
+        raise PhraseRefused(
+            _l("“%(phrase)s” is already in the %(language)s list.", phrase=phrase, language=LANGUAGES[language])
+        ) from None
     return added
 
 

@@ -10,6 +10,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import and_, exists, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
@@ -49,9 +50,9 @@ class NothingWaiting(Exception):
     def __init__(self, raced: bool):
         self.raced = raced
         super().__init__(
-            "Another agent just took the conversation that was waiting."
+            _l("Another agent just took the conversation that was waiting.")
             if raced
-            else "Nobody is waiting for a human right now."
+            else _l("Nobody is waiting for a human right now.")
         )
 
 

@@ -11,6 +11,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from app.domain.handoffs import notice_customer_message
 from app.extensions import db
+from app.i18n import N_
 from app.models import (
     AuditEvent,
     AuditKind,
@@ -216,7 +217,7 @@ def advance_outcome(message: Message, reported: Outcome, now: datetime, reason: 
         return False
     message.outcome = reported
     failed = reported == Outcome.FAILED
-    message.outcome_reason = (reason or "WhatsApp reported the message as failed.") if failed else None
+    message.outcome_reason = (reason or N_("WhatsApp reported the message as failed.")) if failed else None
     message.updated_at = now
     if reported == Outcome.FAILED and current != Outcome.SENDING and message.author == Author.AGENT:
         message.failed_late_at = now

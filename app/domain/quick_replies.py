@@ -3,6 +3,7 @@
 import re
 from datetime import datetime
 
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
@@ -27,9 +28,9 @@ def save_quick_reply(
     """Create (or update ``quick_reply``) after validating it; commits."""
     shortcut = shortcut.strip().lower().lstrip("/")
     if not SHORTCUT_PATTERN.fullmatch(shortcut):
-        raise QuickReplyRefused("A shortcut is 1 to 40 lowercase letters, digits or dashes, like “shipping-delay”.")
+        raise QuickReplyRefused(_l("A shortcut is 1 to 40 lowercase letters, digits or dashes, like “shipping-delay”."))
     if not body.strip() or len(body) > MAX_MESSAGE_LENGTH:
-        raise QuickReplyRefused(f"The text must have between 1 and {MAX_MESSAGE_LENGTH} characters.")
+        raise QuickReplyRefused(_l("The text must have between 1 and %(count)d characters.", count=MAX_MESSAGE_LENGTH))
     if quick_reply is None:
         quick_reply = QuickReply(created_by=actor, created_at=now)
         db.session.add(quick_reply)
@@ -40,7 +41,7 @@ def save_quick_reply(
         db.session.commit()
     except IntegrityError:
         db.session.rollback()
-        raise QuickReplyRefused(f"There is already a quick reply “/{shortcut}”.") from None
+        raise QuickReplyRefused(_l("There is already a quick reply “/%(shortcut)s”.", shortcut=shortcut)) from None
     return quick_reply
 
 

@@ -18,13 +18,14 @@ from app.domain.jobs import record_run, single_runner
 from app.domain.sending import settle_stuck_sends
 from app.domain.syncing import SyncReport, sync_contact
 from app.extensions import db
+from app.i18n import N_
 from app.models import AuditEvent, AuditKind, Author, Conversation, Message, Outcome, User
 from app.vambe import VambeClient, VambeError
 
 JOB = "reconcile"
 # States a send can still leave: read and failed are final.
 ON_ITS_WAY = (Outcome.SENT, Outcome.DELIVERED, Outcome.UNKNOWN)
-NOT_IN_HISTORY = (
+NOT_IN_HISTORY = N_(
     "Vambe's history has no such message, so it was never sent. Send it again if the customer still needs it."
 )
 

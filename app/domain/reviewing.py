@@ -8,6 +8,7 @@ import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
 
 from app.domain.jobs import record_run, single_runner
@@ -33,8 +34,8 @@ SAMPLING_JOB = "review-sampling"
 FIRST_LOOK_BACK = timedelta(days=7)  # how far the very first pass looks
 # The rules' one setting: (smallest, largest, what it means).
 SETTINGS = {
-    ReviewReason.LONG_WAIT: (1, 24 * 60, "minutes in the handoff queue"),
-    ReviewReason.RANDOM: (0, 100, "percent of the resolved conversations"),
+    ReviewReason.LONG_WAIT: (1, 24 * 60, _l("minutes in the handoff queue")),
+    ReviewReason.RANDOM: (0, 100, _l("percent of the resolved conversations")),
 }
 MAX_NOTE = 2000
 MAX_COMMENT = 2000
@@ -55,11 +56,13 @@ def change_rule(reason: str, *, enabled: bool, setting: int | None, actor: User,
     """Switch a rule on or off and set its one setting; audited, commits."""
     rule = db.session.get(ReviewRule, reason)
     if rule is None:
-        raise ReviewRefused(f"There is no review rule {reason[:40]!r}.")
+        raise ReviewRefused(_l("There is no review rule “%(rule)s”.", rule=reason[:40]))
     if reason in SETTINGS:
         low, high, meaning = SETTINGS[reason]
         if setting is None or not low <= setting <= high:
-            raise ReviewRefused(f"Give a whole number from {low} to {high} ({meaning}).")
+            raise ReviewRefused(
+                _l("Give a whole number from %(low)d to %(high)d (%(meaning)s).", low=low, high=high, meaning=meaning)
+            )
         rule.setting = setting
     rule.enabled, rule.updated_at, rule.updated_by = enabled, now, actor
     db.session.add(
@@ -271,12 +274,12 @@ def comment(item: ReviewItem, message_id: int | None, body: str, *, author: User
     """A lead's comment on one message of the conversation under review; commits."""
     text = body.strip()
     if not text:
-        raise ReviewRefused("Write the comment first.")
+        raise ReviewRefused(_l("Write the comment first."))
     if len(text) > MAX_COMMENT:
-        raise ReviewRefused(f"A comment is at most {MAX_COMMENT} characters.")
+        raise ReviewRefused(_l("A comment is at most %(count)d characters.", count=MAX_COMMENT))
     message = db.session.get(Message, message_id) if message_id else None
     if message is None or message.conversation_id != item.conversation_id:
-        raise ReviewRefused("That message is not part of this conversation.")
+        raise ReviewRefused(_l("That message is not part of this conversation."))
     note = ReviewComment(review_item_id=item.id, message_id=message.id, author=author, body=text, created_at=now)
     db.session.add(note)
     db.session.commit()
@@ -287,13 +290,13 @@ def give_verdict(item: ReviewItem, score: int | None, note: str, *, reviewer: Us
     """Score the conversation (1 to 5) with a note and mark it reviewed; audited, commits. A review is given
     once: a second verdict is refused, so no score is silently replaced."""
     if item.reviewed_at is not None:
-        by = item.reviewed_by.name if item.reviewed_by else "someone"
-        raise ReviewRefused(f"{by} already reviewed this conversation.")
+        by = item.reviewed_by.name if item.reviewed_by else _l("someone")
+        raise ReviewRefused(_l("%(name)s already reviewed this conversation.", name=by))
     if score not in SCORES:
-        raise ReviewRefused("Give a score from 1 to 5.")
+        raise ReviewRefused(_l("Give a score from 1 to 5."))
     note = note.strip()
     if len(note) > MAX_NOTE:
-        raise ReviewRefused(f"The note is at most {MAX_NOTE} characters.")
+        raise ReviewRefused(_l("The note is at most %(count)d characters.", count=MAX_NOTE))
     item.score, item.note, item.reviewed_at, item.reviewed_by = score, note, now, reviewer
     db.session.add(
         AuditEvent(

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
@@ -14,6 +15,7 @@ from app.domain.ingesting import advance_conversation, advance_outcome
 from app.domain.templates import TemplateRefused, filled
 from app.domain.window import WindowStatus, window_status
 from app.extensions import db
+from app.i18n import N_
 from app.models import (
     AuditEvent,
     AuditKind,
@@ -202,8 +204,10 @@ def deliver(message: Message, call: Callable[[], Accepted], agent: User, *, paus
         settle(
             message,
             Outcome.UNKNOWN,
-            "Handoff hit an unexpected error while sending. The message may or may not have been delivered: "
-            "check the conversation before sending it again.",
+            N_(
+                "Handoff hit an unexpected error while sending. The message may or may not have been delivered: "
+                "check the conversation before sending it again."
+            ),
             now,
         )
     else:
@@ -244,7 +248,7 @@ def record_acceptance(message: Message, provider_message_id: str | None, agent: 
             pause_assistant(message.conversation, agent, message, now)
 
 
-STUCK_REASON = (
+STUCK_REASON = N_(
     "Handoff stopped while sending this message, so it may or may not have been delivered: check the "
     "conversation (or Refresh from Vambe) before sending it again."
 )
@@ -374,10 +378,12 @@ def send_template(
 def usable_template(conversation: Conversation, template_id: int) -> MessageTemplate:
     template = db.session.get(MessageTemplate, template_id)
     if template is None or not template.active:
-        raise SendRefused("That template is not available any more: choose another.")
+        raise SendRefused(_l("That template is not available any more: choose another."))
     number = conversation.business_number_id
     if template.business_number_id is not None and number is not None and template.business_number_id != number:
-        raise SendRefused(f"“{template.name}” belongs to another business number than this customer writes to.")
+        raise SendRefused(
+            _l("“%(name)s” belongs to another business number than this customer writes to.", name=template.name)
+        )
     return template
 
 
@@ -443,19 +449,25 @@ def newer_reply_event(message: Message, agent: User, newer: Message, now: dateti
 def message_with_key(key: str, conversation: Conversation) -> Message | None:
     """The message already sent under ``key``, after checking the key is well formed and not reused."""
     if not IDEMPOTENCY_KEY_PATTERN.fullmatch(key or ""):
-        raise SendRefused("This form is missing its send token. Reload the page and try again.")
+        raise SendRefused(_l("This form is missing its send token. Reload the page and try again."))
     message = db.session.scalar(select(Message).where(Message.idempotency_key == key))
     if message is not None and message.conversation_id != conversation.id:
-        raise SendRefused("This send token belongs to another conversation. Reload the page and try again.")
+        raise SendRefused(_l("This send token belongs to another conversation. Reload the page and try again."))
     return message
 
 
 def validated_text(text: str) -> str:
     text = (text or "").replace("\r\n", "\n")
     if not text.strip():
-        raise SendRefused("Type a message before sending.")
+        raise SendRefused(_l("Type a message before sending."))
     if len(text) > MAX_MESSAGE_LENGTH:
-        raise SendRefused(f"The message is {len(text)} characters long; WhatsApp accepts at most {MAX_MESSAGE_LENGTH}.")
+        raise SendRefused(
+            _l(
+                "The message is %(length)d characters long; WhatsApp accepts at most %(limit)d.",
+                length=len(text),
+                limit=MAX_MESSAGE_LENGTH,
+            )
+        )
     return text
 
 
@@ -464,9 +476,9 @@ def validated_quote(conversation: Conversation, quoted_message_id: int | None) -
         return None
     quoted = db.session.get(Message, quoted_message_id)
     if quoted is None or quoted.conversation_id != conversation.id:
-        raise SendRefused("The quoted message is not part of this conversation.")
+        raise SendRefused(_l("The quoted message is not part of this conversation."))
     if not quoted.can_be_quoted:
-        raise SendRefused("That message cannot be quoted: WhatsApp has not given it an id yet.")
+        raise SendRefused(_l("That message cannot be quoted: WhatsApp has not given it an id yet."))
     return quoted
 
 
@@ -475,11 +487,11 @@ def chosen_business_number(conversation: Conversation, business_number_id: int |
     if business_number_id is not None:
         number = db.session.get(BusinessNumber, business_number_id)
         if number is None:
-            raise SendRefused("The chosen business number no longer exists. Reload the page and choose again.")
+            raise SendRefused(_l("The chosen business number no longer exists. Reload the page and choose again."))
         return number
     # Vambe requires from_phone_number when targeting by phone on an account with several numbers.
     if conversation.vambe_contact_id is None and db.session.scalar(select(func.count(BusinessNumber.id))) > 1:
         if conversation.business_number is None:
-            raise SendRefused("Choose the business number to send from.")
+            raise SendRefused(_l("Choose the business number to send from."))
         return conversation.business_number
     return None

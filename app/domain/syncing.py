@@ -23,6 +23,7 @@ from app.domain.ingesting import (
     record_outbound,
 )
 from app.extensions import db
+from app.i18n import N_
 from app.models import (
     Author,
     BusinessNumber,
@@ -274,8 +275,11 @@ def merge_history_message(
 
 def late_failure_reason(item: HistoryMessage) -> str:
     """What the agent is told of a send WhatsApp failed, in Vambe's words when its history gives any."""
-    said = f" WhatsApp said: {item.error}" if item.error else ""
-    return f"WhatsApp reported the message as failed after Vambe accepted it.{said}"
+    if item.error:
+        return N_("WhatsApp reported the message as failed after Vambe accepted it. WhatsApp said: %(error)s") % {
+            "error": item.error
+        }
+    return N_("WhatsApp reported the message as failed after Vambe accepted it.")
 
 
 def rate_limited(call, wait: Callable[[float], None] | None, report: SyncReport):

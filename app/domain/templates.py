@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import or_, select
 
 from app.extensions import db
@@ -57,8 +58,20 @@ def placeholder_count(body: str) -> int:
         if sorted(first_uses) != expected:
             missing = sorted(set(expected) - set(first_uses))
             shown = ", ".join("{{" + str(n) + "}}" for n in missing) or "{{1}}"
-            raise TemplateRefused(f"The placeholders must be numbered from {{{{1}}}} without gaps: {shown} is missing.")
-        raise TemplateRefused("The placeholders must first appear in order: {{1}}, then {{2}}, and so on.")
+            raise TemplateRefused(
+                _l(
+                    "The placeholders must be numbered from %(first)s without gaps: %(missing)s is missing.",
+                    first="{{1}}",
+                    missing=shown,
+                )
+            )
+        raise TemplateRefused(
+            _l(
+                "The placeholders must first appear in order: %(first)s, then %(second)s, and so on.",
+                first="{{1}}",
+                second="{{2}}",
+            )
+        )
     return len(first_uses)
 
 
@@ -67,29 +80,33 @@ def checked(fields: TemplateFields) -> TemplateFields:
     template_id = fields.vambe_template_id.strip()
     if not TEMPLATE_ID.fullmatch(template_id):
         raise TemplateRefused(
-            "The template id is the one Vambe shows: letters, digits, dashes or underscores, up to 64."
+            _l("The template id is the one Vambe shows: letters, digits, dashes or underscores, up to 64.")
         )
     name = " ".join(fields.name.split())
     if not 1 <= len(name) <= 120:
-        raise TemplateRefused("Give the template a name of up to 120 characters.")
+        raise TemplateRefused(_l("Give the template a name of up to 120 characters."))
     language = fields.language.strip()
     if not LANGUAGE.fullmatch(language):
-        raise TemplateRefused("The language is a code such as es, pt_BR or en_US.")
+        raise TemplateRefused(_l("The language is a code such as es, pt_BR or en_US."))
     category = fields.category.strip().upper()
     if category not in CATEGORIES:
-        raise TemplateRefused("The category is MARKETING, UTILITY or AUTHENTICATION (or none).")
+        raise TemplateRefused(_l("The category is MARKETING, UTILITY or AUTHENTICATION (or none)."))
     body = fields.body.replace("\r\n", "\n").strip()
     if not 1 <= len(body) <= MAX_BODY:
-        raise TemplateRefused(f"The body has 1 to {MAX_BODY} characters.")
+        raise TemplateRefused(_l("The body has 1 to %(count)d characters.", count=MAX_BODY))
     placeholder_count(body)
     header, footer = fields.header.strip(), fields.footer.strip()
-    for part, text in (("header", header), ("footer", footer)):
+    for part, text in ((_l("header"), header), (_l("footer"), footer)):
         if len(text) > MAX_HEADER_FOOTER or "\n" in text:
-            raise TemplateRefused(f"The {part} is one line of at most {MAX_HEADER_FOOTER} characters.")
+            raise TemplateRefused(
+                _l("The %(part)s is one line of at most %(count)d characters.", part=part, count=MAX_HEADER_FOOTER)
+            )
         if PLACEHOLDER.search(text):
-            raise TemplateRefused(f"Handoff sends values for the body only: the {part} cannot have placeholders.")
+            raise TemplateRefused(
+                _l("Handoff sends values for the body only: the %(part)s cannot have placeholders.", part=part)
+            )
     if fields.business_number_id is not None and db.session.get(BusinessNumber, fields.business_number_id) is None:
-        raise TemplateRefused("That business number is not one of the account's.")
+        raise TemplateRefused(_l("That business number is not one of the account's."))
     return TemplateFields(
         template_id, name, language, body, category, fields.business_number_id, header, footer, fields.active
     )
@@ -118,7 +135,13 @@ def store(fields: TemplateFields, *, now: datetime, template: MessageTemplate | 
         select(MessageTemplate).where(MessageTemplate.vambe_template_id == fields.vambe_template_id)
     )
     if clash is not None and clash is not template:
-        raise TemplateRefused(f"The template id {fields.vambe_template_id} is already registered (“{clash.name}”).")
+        raise TemplateRefused(
+            _l(
+                "The template id %(id)s is already registered (“%(name)s”).",
+                id=fields.vambe_template_id,
+                name=clash.name,
+            )
+        )
     if template is None:
         template = MessageTemplate(created_at=now)
         db.session.add(template)
@@ -151,13 +174,25 @@ def filled(template: MessageTemplate, values: list[str]) -> str:
     not fit: one per placeholder, none empty, none Meta would refuse."""
     wanted = placeholder_count(template.body)
     if len(values) != wanted:
-        raise TemplateRefused(f"“{template.name}” takes {wanted} value(s); {len(values)} given.")
+        raise TemplateRefused(
+            _l(
+                "“%(name)s” takes %(wanted)d value(s); %(given)d given.",
+                name=template.name,
+                wanted=wanted,
+                given=len(values),
+            )
+        )
     for number, value in enumerate(values, start=1):
+        slot = f"{{{{{number}}}}}"
         if not value.strip():
-            raise TemplateRefused(f"Fill in {{{{{number}}}}}.")
+            raise TemplateRefused(_l("Fill in %(slot)s.", slot=slot))
         if len(value) > MAX_VALUE or BAD_VALUE.search(value):
             raise TemplateRefused(
-                f"{{{{{number}}}}} must be one line of at most {MAX_VALUE} characters, without runs of spaces."
+                _l(
+                    "%(slot)s must be one line of at most %(count)d characters, without runs of spaces.",
+                    slot=slot,
+                    count=MAX_VALUE,
+                )
             )
     body = PLACEHOLDER.sub(lambda match: values[int(match.group(1)) - 1].strip(), template.body)
     return "\n\n".join(part for part in (template.header, body, template.footer) if part)

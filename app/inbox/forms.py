@@ -1,5 +1,6 @@
 import uuid
 
+from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
@@ -31,16 +32,16 @@ def choices(**labels: str) -> list[SelectChoice]:
 
 
 class ReplyForm(FlaskForm):
-    message = TextAreaField("Message")
+    message = TextAreaField(_l("Message"))
     idempotency_key = HiddenField(default=new_idempotency_key)
     reply_to = HiddenField()
     seen_through = HiddenField()
-    pause_assistant = BooleanField("Pause assistant", default=True)
-    business_number = SelectField("Send from", coerce=chosen_record, validate_choice=False)
-    send = SubmitField("Send")
-    confirm_outside_window = SubmitField("Send anyway")
-    override_reason = StringField("Why send it anyway?")
-    confirm_newer_reply = SubmitField("Send anyway")
+    pause_assistant = BooleanField(_l("Pause assistant"), default=True)
+    business_number = SelectField(_l("Send from"), coerce=chosen_record, validate_choice=False)
+    send = SubmitField(_l("Send"))
+    confirm_outside_window = SubmitField(_l("Send anyway"))
+    override_reason = StringField(_l("Why send it anyway?"))
+    confirm_newer_reply = SubmitField(_l("Send anyway"))
 
     def offer_numbers(self, numbers: list[BusinessNumber], conversation: Conversation) -> None:
         """Offer the account's numbers, preselecting the one the customer writes to."""
@@ -71,8 +72,8 @@ class TemplateForm(FlaskForm):
 
     template_id = HiddenField()
     idempotency_key = HiddenField(default=new_idempotency_key)
-    value = FieldList(StringField("Value"), min_entries=0, max_entries=MAX_TEMPLATE_VALUES)
-    send = SubmitField("Send template")
+    value = FieldList(StringField(_l("Value")), min_entries=0, max_entries=MAX_TEMPLATE_VALUES)
+    send = SubmitField(_l("Send template"))
 
     def to_send(self) -> TemplateSend:
         return TemplateSend(
@@ -89,24 +90,30 @@ class InboxFilterForm(FlaskForm):
         csrf = False
 
     scope = SelectField(
-        "Show",
-        choices=choices(all="All", mine="Mine", unassigned="Unassigned", waiting="Waiting for a human"),
+        _l("Show"),
+        choices=choices(all=_l("All"), mine=_l("Mine"), unassigned=_l("Unassigned"), waiting=_l("Waiting for a human")),
         default="all",
     )
     window = SelectField(
-        "Window",
+        _l("Window"),
         choices=choices(
-            **{"": "Any window"}, open="Open", closing="Closing", closed="Closed", unknown="No inbound yet"
+            **{"": _l("Any window")},
+            open=_l("Open"),
+            closing=_l("Closing"),
+            closed=_l("Closed"),
+            unknown=_l("No inbound yet"),
         ),
         default="",
     )
-    status = SelectField("Status", choices=choices(open="Open", resolved="Resolved"), default="open")
+    status = SelectField(_l("Status"), choices=choices(open=_l("Open"), resolved=_l("Resolved")), default="open")
     sort = SelectField(
-        "Sort", choices=choices(recent="Latest activity", closing_soon="Window closes soonest"), default="recent"
+        _l("Sort"),
+        choices=choices(recent=_l("Latest activity"), closing_soon=_l("Window closes soonest")),
+        default="recent",
     )
-    paused = BooleanField("Assistant paused")
-    unanswered = BooleanField("Customer wrote last")
-    q = SearchField("Search")
+    paused = BooleanField(_l("Assistant paused"))
+    unanswered = BooleanField(_l("Customer wrote last"))
+    q = SearchField(_l("Search"))
 
     def to_filters(self) -> InboxFilters:
         """The filters asked for; a hand-edited URL with unknown values falls back to the defaults."""
@@ -126,10 +133,12 @@ class InboxFilterForm(FlaskForm):
 
 
 class AssignForm(FlaskForm):
-    assignee = SelectField("Assign to", validate_choice=False)
+    assignee = SelectField(_l("Assign to"), validate_choice=False)
 
     def offer_users(self, users: list[User]) -> None:
-        self.assignee.choices = [SelectChoice("", "Nobody")] + [SelectChoice(str(user.id), user.name) for user in users]
+        self.assignee.choices = [SelectChoice("", _l("Nobody"))] + [
+            SelectChoice(str(user.id), user.name) for user in users
+        ]
 
 
 class StatusForm(FlaskForm):
@@ -138,6 +147,6 @@ class StatusForm(FlaskForm):
 
 class QuickReplyForm(FlaskForm):
     # Its length is checked after a leading "/" is stripped (app/domain/quick_replies.py).
-    shortcut = StringField("Shortcut", validators=[DataRequired()])
-    body = TextAreaField("Text", validators=[DataRequired(), Length(max=4096)])
-    submit = SubmitField("Save quick reply")
+    shortcut = StringField(_l("Shortcut"), validators=[DataRequired()])
+    body = TextAreaField(_l("Text"), validators=[DataRequired(), Length(max=4096)])
+    submit = SubmitField(_l("Save quick reply"))

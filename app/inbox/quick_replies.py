@@ -1,6 +1,7 @@
 """Leads manage the quick replies that agents insert with "/" in the composer."""
 
 from flask import flash, redirect, url_for
+from flask_babel import gettext
 from flask_login import current_user
 
 from app.clock import utcnow
@@ -43,7 +44,7 @@ def delete_reply(quick_reply_id: int):
     quick_reply = db.get_or_404(QuickReply, quick_reply_id)
     shortcut = quick_reply.shortcut
     delete_quick_reply(quick_reply)
-    flash(f"Deleted the quick reply /{shortcut}.")
+    flash(gettext("Deleted the quick reply /%(shortcut)s.", shortcut=shortcut))
     return redirect(url_for("inbox.list_replies"), 303)
 
 
@@ -60,7 +61,12 @@ def save(form: QuickReplyForm, quick_reply: QuickReply | None):
         except QuickReplyRefused as refusal:
             form.shortcut.errors.append(str(refusal))
         else:
-            flash(f"{'Updated' if quick_reply else 'Added'} the quick reply /{saved.shortcut}.")
+            done = (
+                gettext("Updated the quick reply /%(shortcut)s.")
+                if quick_reply
+                else gettext("Added the quick reply /%(shortcut)s.")
+            )
+            flash(done % {"shortcut": saved.shortcut})
             return redirect(url_for("inbox.list_replies"), 303)
     return render_replies(form, editing=quick_reply, status=422)
 

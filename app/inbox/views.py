@@ -1,6 +1,7 @@
 from datetime import timedelta
 
 from flask import abort, current_app, flash, redirect, render_template, request, url_for
+from flask_babel import gettext
 from flask_login import current_user, login_required
 
 from app import vambe_client
@@ -42,7 +43,9 @@ def conversation_or_404(conversation_id: int) -> Conversation:
     return db.get_or_404(
         Conversation,
         conversation_id,
-        description=f"There is no conversation #{conversation_id}. The link may be wrong or out of date.",
+        description=gettext(
+            "There is no conversation #%(number)s. The link may be wrong or out of date.", number=conversation_id
+        ),
     )
 
 
@@ -63,7 +66,7 @@ def index():
             warning=current_app.config["WINDOW_WARNING"],
         )
     except conversations.InvalidCursor:
-        abort(400, "That page link is broken. Go back to the first page of the inbox.")
+        abort(400, gettext("That page link is broken. Go back to the first page of the inbox."))
     return render_page_or_partial(
         "inbox/index.html",
         "inbox/_conversation_list.html",
@@ -105,7 +108,14 @@ def take_next():
         flash(str(refusal), "error" if refusal.raced else "info")
         return redirect(url_for("inbox.index", scope="waiting"), 303)
     waited = duration(utcnow() - handoff.requested_at)
-    flash(f"You took {conversation.display_name}'s conversation; they had waited {waited} for a human.", "info")
+    flash(
+        gettext(
+            "You took %(name)s's conversation; they had waited %(waited)s for a human.",
+            name=conversation.display_name,
+            waited=waited,
+        ),
+        "info",
+    )
     return redirect(url_for("inbox.show_conversation", conversation_id=conversation.id), 303)
 
 
@@ -146,7 +156,7 @@ def change_assignee(conversation_id: int):
     chosen = id_or_none(choice)
     assignee = viewer() if choice == "me" else db.session.get(User, chosen) if chosen else None
     if choice not in ("", "me") and assignee is None:
-        abort(422, "That user does not exist.")
+        abort(422, gettext("That user does not exist."))
     try:
         assign(conversation, viewer(), assignee, now=utcnow())
     except AssignmentRefused as refusal:
@@ -160,7 +170,7 @@ def change_status(conversation_id: int):
     conversation = conversation_or_404(conversation_id)
     form = StatusForm()
     if form.status.data not in tuple(ConversationStatus):
-        abort(422, "Unknown status.")
+        abort(422, gettext("Unknown status."))
     set_status(conversation, viewer(), ConversationStatus(form.status.data), now=utcnow())
     return after_change(conversation)
 

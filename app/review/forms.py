@@ -1,3 +1,4 @@
+from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
@@ -15,6 +16,7 @@ from wtforms.validators import DataRequired, Length, Optional
 from app.domain.searching import SearchFilters
 from app.inputs import DayField, record_id
 from app.models import Direction, Outcome
+from app.presenting import OUTCOME_LABELS
 
 
 class SearchForm(FlaskForm):
@@ -23,24 +25,30 @@ class SearchForm(FlaskForm):
     class Meta:
         csrf = False
 
-    q = SearchField("Message text")
-    contact = StringField("Contact")
-    agent = SelectField("Agent", validate_choice=False)
-    since = DayField("From", validators=[Optional()])
-    until = DayField("Until", validators=[Optional()])
+    q = SearchField(_l("Message text"))
+    contact = StringField(_l("Contact"))
+    agent = SelectField(_l("Agent"), validate_choice=False)
+    since = DayField(_l("From"), validators=[Optional()])
+    until = DayField(_l("Until"), validators=[Optional()])
     direction = SelectField(
-        "Direction",
-        choices=[SelectChoice("", "Both"), *(SelectChoice(d.value, d.value.capitalize()) for d in Direction)],
+        _l("Direction"),
+        choices=[
+            SelectChoice("", _l("Both")),
+            SelectChoice("inbound", _l("Inbound")),
+            SelectChoice("outbound", _l("Outbound")),
+        ],
         default="",
     )
     outcome = SelectField(
-        "Outcome", choices=[SelectChoice("", "Any"), *(SelectChoice(o.value, o.value) for o in Outcome)], default=""
+        _l("Outcome"),
+        choices=[SelectChoice("", _l("Any")), *(SelectChoice(o.value, OUTCOME_LABELS[o]) for o in Outcome)],
+        default="",
     )
-    paused = BooleanField("Paused the assistant")
-    overrides = BooleanField("Window overrides only")
+    paused = BooleanField(_l("Paused the assistant"))
+    overrides = BooleanField(_l("Window overrides only"))
 
     def offer_agents(self, users) -> None:
-        self.agent.choices = [SelectChoice("", "Anyone")] + [SelectChoice(str(u.id), u.name) for u in users]
+        self.agent.choices = [SelectChoice("", _l("Anyone"))] + [SelectChoice(str(u.id), u.name) for u in users]
 
     def to_filters(self, start_of_day) -> SearchFilters:
         """The filters asked for; dates are days in the viewer's zone (``start_of_day`` turns them into times)."""
@@ -61,17 +69,17 @@ class SearchForm(FlaskForm):
 
 
 class RuleForm(FlaskForm):
-    enabled = BooleanField("On")
-    setting = IntegerField("Setting", validators=[Optional()])
+    enabled = BooleanField(_l("On"))
+    setting = IntegerField(_l("Setting"), validators=[Optional()])
 
 
 class CommentForm(FlaskForm):
     message_id = HiddenField()
-    body = TextAreaField("Comment", validators=[DataRequired(), Length(max=2000)])
+    body = TextAreaField(_l("Comment"), validators=[DataRequired(), Length(max=2000)])
 
 
 class VerdictForm(FlaskForm):
     score = RadioField(
-        "Score", choices=[SelectChoice(str(n), str(n)) for n in range(1, 6)], validators=[DataRequired()]
+        _l("Score"), choices=[SelectChoice(str(n), str(n)) for n in range(1, 6)], validators=[DataRequired()]
     )
-    note = TextAreaField("Note", validators=[Length(max=2000)])
+    note = TextAreaField(_l("Note"), validators=[Length(max=2000)])

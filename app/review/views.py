@@ -4,6 +4,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from flask import Response, abort, current_app, flash, redirect, request, stream_with_context, url_for
+from flask_babel import gettext
 from flask_login import current_user
 
 from app.clock import utcnow
@@ -129,7 +130,7 @@ def report_period() -> Period:
     last = day(request.args.get("until"), "end date") or today
     first, last = (first, last) if first <= last else (last, first)
     if (last - first).days >= MAX_REPORT_DAYS:
-        abort(400, f"A report covers at most {MAX_REPORT_DAYS} days: choose a shorter period.")
+        abort(400, gettext("A report covers at most %(days)d days: choose a shorter period.", days=MAX_REPORT_DAYS))
     return Period(first, last)
 
 
@@ -137,8 +138,8 @@ def chosen_agent() -> User:
     """The agent a drill-down link names (?agent=); a clear 400 or 404 when it names none."""
     agent_id = record_id(request.args.get("agent"), "agent")
     if agent_id is None:
-        abort(400, "Say whose figures to list: the link needs ?agent=<user number>.")
-    return db.get_or_404(User, agent_id, description=f"There is no user #{agent_id}.")
+        abort(400, gettext("Say whose figures to list: the link needs ?agent=<user number>."))
+    return db.get_or_404(User, agent_id, description=gettext("There is no user #%(number)s.", number=agent_id))
 
 
 def chosen_day_or(period: Period) -> Period:
@@ -195,7 +196,7 @@ def report_items_view():
     """The messages (or conversations) behind one figure of an agent's row in the report."""
     measure = request.args.get("measure", "")
     if measure not in MEASURES:
-        abort(400, f"Say which figure to list: measure is one of {', '.join(MEASURES)}.")
+        abort(400, gettext("Say which figure to list: measure is one of %(measures)s.", measures=", ".join(MEASURES)))
     agent, period = chosen_agent(), report_period()
     one_day = day(request.args.get("day"), "day")
     items = report_items(agent.id, measure, period.since, period.until, viewer_zone(), one_day)
@@ -236,9 +237,9 @@ def incidents():
 @bp.post("/incidents/<id:event_id>/resumed")
 @lead_only
 def resumed_on_purpose(event_id: int):
-    incident = db.get_or_404(AuditEvent, event_id, description="There is no such incident.")
+    incident = db.get_or_404(AuditEvent, event_id, description=gettext("There is no such incident."))
     if incident.kind != AuditKind.AI_AFTER_TAKEOVER:
-        abort(404, "There is no such incident.")
+        abort(404, gettext("There is no such incident."))
     mark_resumed_on_purpose(incident, current_user._get_current_object(), now=utcnow())
     return redirect(url_for("review.incidents", _anchor=f"incident-{incident.id}"), 303)
 
@@ -348,7 +349,7 @@ def render_queue(status: int = 200, rule_error: tuple[str, str] | None = None):
 def change_rule(reason: str):
     form = RuleForm()
     if not form.validate_on_submit():
-        abort(400, "The rule's setting must be a whole number.")
+        abort(400, gettext("The rule's setting must be a whole number."))
     try:
         reviewing.change_rule(
             reason,
@@ -366,7 +367,7 @@ def change_rule(reason: str):
 
 
 def review_item_or_404(item_id: int) -> ReviewItem:
-    return db.get_or_404(ReviewItem, item_id, description=f"There is no review #{item_id}.")
+    return db.get_or_404(ReviewItem, item_id, description=gettext("There is no review #%(number)s.", number=item_id))
 
 
 @bp.get("/queue/<id:item_id>")
@@ -397,7 +398,7 @@ def review_conversation(item_id: int, status: int = 200, **context):
 def add_comment(item_id: int):
     item, form = review_item_or_404(item_id), CommentForm()
     if not form.validate_on_submit():
-        abort(400, "Write the comment (at most 2,000 characters) on a message of this conversation.")
+        abort(400, gettext("Write the comment (at most 2,000 characters) on a message of this conversation."))
     try:
         note = reviewing.comment(
             item,
@@ -425,7 +426,7 @@ def give_verdict(item_id: int):
         db.session.rollback()
         form.score.errors = [str(refusal)]
         return review_conversation(item_id, status=409 if item.reviewed_at else 422, verdict_form=form, refusal=refusal)
-    flash(f"Reviewed: {item.conversation.display_name}, {item.score} of 5.")
+    flash(gettext("Reviewed: %(name)s, %(score)s of 5.", name=item.conversation.display_name, score=item.score))
     return redirect(url_for("review.queue"), 303)
 
 

@@ -1,6 +1,7 @@
 """The page where a newcomer plays the customer."""
 
 from flask import abort, redirect, request, url_for
+from flask_babel import gettext
 from flask_login import login_required
 from sqlalchemy import select
 from wtforms import SelectChoice
@@ -56,7 +57,7 @@ def send_as_customer():
 def report_status(message_id: str):
     """WhatsApp delivers, reads or fails a message the business sent (the sandbox's history records it)."""
     if not WhatsAppStatusForm().validate_on_submit():
-        abort(400, "Choose delivered, read or failed.")
+        abort(400, gettext("Choose delivered, read or failed."))
     try:
         message = whatsapp_reports(message_id, request.form["status"])
     except NotABusinessMessage as error:
