@@ -335,6 +335,11 @@ def register(app: Flask) -> None:
     app.jinja_env.globals["REVIEW_REASON_LABELS"] = REVIEW_REASON_LABELS
     app.jinja_env.globals["ROLE_LABELS"] = ROLE_LABELS
     app.jinja_env.globals["DELIVERY_STATES"] = DELIVERY_STATES
+    app.jinja_env.globals["STATUS_LABELS"] = STATUS_LABELS
+    app.jinja_env.globals["DIRECTION_LABELS"] = DIRECTION_LABELS
+    app.jinja_env.globals["TURN_LABELS"] = TURN_LABELS
+    app.jinja_env.globals["RULE_SETTING_LABELS"] = RULE_SETTING_LABELS
+    app.jinja_env.globals["WHATSAPP_STATUSES"] = WHATSAPP_STATUSES
     app.jinja_env.filters["number"] = format_decimal
     app.jinja_env.filters["score"] = lambda average: format_decimal(average, "0.0")
     app.jinja_env.filters["percent"] = lambda share: format_percent(share, "#,##0.0%")

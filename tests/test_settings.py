@@ -96,3 +96,24 @@ def test_a_user_changes_their_own_password_and_their_other_sessions_end(app, cli
         [event] = db.session.scalars(select(AuditEvent).where(AuditEvent.kind == AuditKind.PASSWORD_CHANGED))
         assert (event.actor_id, event.details["user_id"]) == (me, me)
     assert client.post("/settings/password", data={**form, "csrf_token": ""}).status_code == 400
+
+
+def test_exports_show_times_in_the_users_zone(app, client, auth):
+    me = auth.login_as(Role.LEAD)
+    with app.app_context():
+        db.session.get(User, me).time_zone = "America/Sao_Paulo"
+        conversation = factories.make_conversation(name="Rosa")
+        factories.make_message(
+            conversation, body="pedido atrasado", occurred_at=datetime(2026, 11, 10, 15, 0, tzinfo=UTC)
+        )
+        db.session.commit()
+    rows = client.get("/review/search.csv?q=pedido").get_data(as_text=True).splitlines()
+    assert rows[0].startswith("time,") and rows[1].startswith("2026-11-10T12:00:00-03:00,")
+
+
+def test_spanish_pages_and_messages(app, client, auth):
+    auth.login_as(Role.AGENT)
+    page = client.get("/", headers={"Accept-Language": "es-CL,es;q=0.9"}).get_data(as_text=True)
+    assert '<html lang="es">' in page and "Bandeja de entrada" in page and "Mi cuenta" in page
+    missing = client.get("/conversations/999999", headers={"Accept-Language": "pt-BR"})
+    assert missing.status_code == 404 and "Não existe a conversa nº 999999" in missing.get_data(as_text=True)

@@ -53,7 +53,7 @@ REPORT_COLUMNS = [
     "p90_first_response_seconds",
 ]
 CSV_COLUMNS = [
-    "time_utc",
+    "time",
     "conversation",
     "phone",
     "direction",
@@ -88,11 +88,11 @@ def search():
 @bp.get("/search.csv")
 @lead_only
 def export():
-    filters = search_form().to_filters(start_of_local_day)
+    filters, zone = search_form().to_filters(start_of_local_day), viewer_zone()
 
     rows = (
         [
-            message.occurred_at.isoformat(),
+            local_iso(message.occurred_at, zone),
             safe_cell(message.conversation.display_name),
             message.conversation.phone or "",
             message.direction,
@@ -297,6 +297,11 @@ def csv_download(header: list[str], rows, filename: str) -> Response:
     )
 
 
+def local_iso(moment: datetime | None, zone) -> str:
+    """A time for a CSV: in the viewer's zone, with its offset, so a spreadsheet can still tell the instant."""
+    return moment.astimezone(zone).isoformat(timespec="seconds") if moment else ""
+
+
 def seconds(value: timedelta | None) -> str:
     return "" if value is None else str(int(value.total_seconds()))
 
@@ -471,9 +476,6 @@ def export_conversations():
     """One row per conversation with a message in the period; times in the viewer's zone, with its offset."""
     period, zone = report_period(), viewer_zone()
 
-    def local(moment):
-        return moment.astimezone(zone).isoformat(timespec="seconds") if moment else ""
-
     rows = (
         [
             row.conversation.id,
@@ -481,8 +483,8 @@ def export_conversations():
             row.conversation.phone or "",
             safe_cell(row.conversation.assignee.name) if row.conversation.assignee else "",
             row.conversation.status,
-            local(row.handoff_at),
-            local(row.first_human_reply_at),
+            local_iso(row.handoff_at, zone),
+            local_iso(row.first_human_reply_at, zone),
             row.messages[Author.CUSTOMER],
             row.messages[Author.ASSISTANT],
             row.messages[Author.AGENT],
@@ -491,7 +493,7 @@ def export_conversations():
             row.failures,
             row.incidents,
             "" if row.review_score is None else row.review_score,
-            local(row.reviewed_at),
+            local_iso(row.reviewed_at, zone),
         ]
         for row in conversation_rows(period.since, period.until)
     )
