@@ -1,7 +1,7 @@
 from datetime import datetime
 
 from flask import abort, current_app, flash, redirect, request, url_for
-from flask_babel import gettext, ngettext
+from flask_babel import gettext
 from flask_login import current_user
 from wtforms import SelectChoice
 
@@ -151,7 +151,7 @@ def refresh_numbers():
     except VambeError as error:
         flash(translated(error.agent_message), "error")
     else:
-        flash(ngettext("Vambe lists %(num)d business number.", "Vambe lists %(num)d business numbers.", len(numbers)))
+        flash(gettext("Vambe lists %(count)d business number(s).", count=len(numbers)))
     return redirect(url_for("admin.settings"), 303)
 
 
@@ -176,8 +176,14 @@ def reconcile():
             flash(gettext("A scheduled reconciliation is running right now; its results will show here."), "info")
         else:
             flash(
-                f"Read {report.contacts} contacts' history: {report.advanced} messages moved forward, "
-                f"{report.late_failures} failed after sending, {report.missed} found that webhooks missed."
+                gettext(
+                    "Read %(contacts)d contacts' history: %(advanced)d messages moved forward, %(late)d failed after "
+                    "sending, %(missed)d found that webhooks missed.",
+                    contacts=report.contacts,
+                    advanced=report.advanced,
+                    late=report.late_failures,
+                    missed=report.missed,
+                )
             )
     return redirect(url_for("admin.health"), 303)
 

@@ -122,13 +122,13 @@ def sync_contact(
         except VambeUnauthorized:
             raise
         except VambeNotFound:
-            report.skipped["contact no longer exists in Vambe"] += 1
+            report.skipped[N_("contact no longer exists in Vambe")] += 1
             return False
         except VambeError as error:
-            report.skipped[f"history unavailable: {error.agent_message}"] += 1
+            report.skipped[N_("history unavailable: %(error)s") % {"error": error.agent_message}] += 1
             return False
         if history.unreadable:
-            report.skipped["unreadable history items"] += history.unreadable
+            report.skipped[N_("unreadable history items")] += history.unreadable
         for item in history.messages:
             merge_history_message(
                 contact, item, since=since, now=now, report=report, merged_ids=merged_ids, missed_before=missed_before
@@ -142,7 +142,7 @@ def refresh_conversation(client: VambeClient, conversation: Conversation, *, now
     """Sync one conversation's recent history from Vambe (the "Refresh from Vambe" action)."""
     report = SyncReport()
     if conversation.vambe_contact_id is None:
-        report.skipped["Vambe does not know this contact's id yet"] += 1
+        report.skipped[N_("Vambe does not know this contact's id yet")] += 1
         return report
     contact = ContactRef(conversation.vambe_contact_id, conversation.phone, conversation.name)
     try:
@@ -152,7 +152,7 @@ def refresh_conversation(client: VambeClient, conversation: Conversation, *, now
         sync_contact(client, contact, since=now - timedelta(days=REFRESH_DAYS), now=now, report=report, wait=None)
     except VambeUnauthorized as error:
         db.session.rollback()
-        report.skipped[f"Vambe refused the request: {error.agent_message}"] += 1
+        report.skipped[N_("Vambe refused the request: %(error)s") % {"error": error.agent_message}] += 1
     return report
 
 
@@ -163,7 +163,7 @@ def contact_with_details(client: VambeClient, contact: ContactRef, report: SyncR
     except VambeUnauthorized:
         raise
     except VambeError as error:
-        report.skipped[f"contact details unavailable: {error.agent_message}"] += 1
+        report.skipped[N_("contact details unavailable: %(error)s") % {"error": error.agent_message}] += 1
         return contact
 
 
@@ -227,10 +227,10 @@ def merge_history_message(
     missed_before: datetime | None = None,
 ) -> None:
     if item.created_at < since:
-        report.skipped["older than the sync period"] += 1
+        report.skipped[N_("older than the sync period")] += 1
         return
     if item.direction not in ("INBOUND", "OUTBOUND"):
-        report.skipped[f"unknown direction {item.direction[:20]!r}"] += 1
+        report.skipped[N_("unknown direction “%(direction)s”") % {"direction": item.direction[:20]}] += 1
         return
     direction = Direction.INBOUND if item.direction == "INBOUND" else Direction.OUTBOUND
     outcome = (
@@ -255,7 +255,7 @@ def merge_history_message(
         report.merged += 1
         return
     if missed_before is not None and item.created_at >= missed_before:
-        report.skipped["too recent to call missed: left to the next pass"] += 1
+        report.skipped[N_("too recent to call missed: left to the next pass")] += 1
         return
     if direction == Direction.INBOUND:
         message = ingest_message(

@@ -5,6 +5,7 @@ import uuid
 from datetime import datetime, timedelta
 
 from flask import current_app
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
 
 from app.domain.handoffs import words_of
@@ -56,14 +57,16 @@ def customer_says(
     ``lose_webhooks`` the webhooks of this turn never reach Handoff: only its history (reconciliation) holds it."""
     digits = re.sub(r"\D", "", phone)
     if not phone.strip():
-        raise UnknownSandboxPhone("Give the customer's phone number, with its country code.")
+        raise UnknownSandboxPhone(_l("Give the customer's phone number, with its country code."))
     if not 8 <= len(digits) <= 15:
-        raise UnknownSandboxPhone(f"“{phone}” is not a phone number: give 8 to 15 digits, with the country code.")
+        raise UnknownSandboxPhone(
+            _l("“%(phone)s” is not a phone number: give 8 to 15 digits, with the country code.", phone=phone)
+        )
     contact = db.session.scalar(select(SandboxContact).where(SandboxContact.phone == digits))
     if contact is None:
         channel = first_channel()
         if channel is None:
-            raise UnknownSandboxPhone("the sandbox has no WhatsApp number yet: run `flask sandbox seed`")
+            raise UnknownSandboxPhone(_l("the sandbox has no WhatsApp number yet: run `flask sandbox seed`"))
         contact = SandboxContact(
             id=str(uuid.uuid4()), name=name or f"+{digits}", phone=digits, channel=channel, created_at=now
         )
