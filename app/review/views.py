@@ -134,6 +134,13 @@ def report_period() -> Period:
     return Period(first, last)
 
 
+def render_period_list(template: str, listing: str, find) -> str:
+    """A review page listing what ``find(since, until)`` finds in the period asked for, under the name ``listing``."""
+    period = report_period()
+    found = {listing: find(period.since, period.until)}
+    return render_page_or_partial(template, template, first=period.first, last=period.last, **found)
+
+
 def chosen_agent() -> User:
     """The agent a drill-down link names (?agent=); a clear 400 or 404 when it names none."""
     agent_id = record_id(request.args.get("agent"), "agent")
@@ -183,11 +190,7 @@ def handoffs():
 @lead_only
 def overrides():
     """Free-form sends outside the window: the reason each agent gave, and the outcome."""
-    period = report_period()
-    found = overrides_between(period.since, period.until)
-    return render_page_or_partial(
-        "review/overrides.html", "review/overrides.html", overrides=found, first=period.first, last=period.last
-    )
+    return render_period_list("review/overrides.html", "overrides", overrides_between)
 
 
 @bp.get("/report-items")
@@ -216,22 +219,14 @@ def report_items_view():
 @lead_only
 def late_failures():
     """Sends WhatsApp failed after Vambe had accepted them: whose, and why."""
-    period = report_period()
-    found = late_failures_between(period.since, period.until)
-    return render_page_or_partial(
-        "review/late_failures.html", "review/late_failures.html", failures=found, first=period.first, last=period.last
-    )
+    return render_period_list("review/late_failures.html", "failures", late_failures_between)
 
 
 @bp.get("/incidents")
 @lead_only
 def incidents():
     """The AI (or another tool) writing after a person took over: each one, and whether it was intended."""
-    period = report_period()
-    found = incidents_between(period.since, period.until)
-    return render_page_or_partial(
-        "review/incidents.html", "review/incidents.html", incidents=found, first=period.first, last=period.last
-    )
+    return render_period_list("review/incidents.html", "incidents", incidents_between)
 
 
 @bp.post("/incidents/<id:event_id>/resumed")
