@@ -9,8 +9,8 @@ from urllib.parse import unquote
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from babel.dates import format_date, format_datetime, format_skeleton
-from flask import Flask, current_app, has_request_context, request
-from flask_babel import format_decimal, format_percent, get_locale, gettext
+from flask import Flask, current_app, g, has_request_context, request
+from flask_babel import format_decimal, format_percent, get_locale, get_translations
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from markupsafe import Markup, escape
@@ -54,8 +54,12 @@ def templates_digest() -> str:
 
 def viewer_zone() -> ZoneInfo:
     """The viewer's time zone: their own choice, else the installation's default, else the browser's (as
-    static/localtime.js reported it), else UTC."""
-    return ZoneInfo(viewer_zone_name())
+    static/localtime.js reported it), else UTC. Worked out once per request: a page formats hundreds of times."""
+    if not has_request_context():
+        return ZoneInfo(viewer_zone_name())
+    if "viewer_zone" not in g:
+        g.viewer_zone = ZoneInfo(viewer_zone_name())
+    return g.viewer_zone
 
 
 def viewer_zone_name() -> str:
@@ -318,8 +322,28 @@ def console_words() -> dict[str, str]:
     }
 
 
+def request_translations():
+    """The viewer's catalog, looked up once per request (Flask-Babel's own lookup runs for every string)."""
+    if not has_request_context():
+        return get_translations()
+    if "translations" not in g:
+        g.translations = get_translations()
+    return g.translations
+
+
+def gettext(message: str, **values) -> str:
+    """Flask-Babel's gettext, with the catalog looked up once per request: pages translate hundreds of strings."""
+    text = request_translations().ugettext(message)
+    return text % values if values else text
+
+
 def register(app: Flask) -> None:
     app.jinja_env.policies["ext.i18n.trimmed"] = True  # a {% trans %} block's message is its words, not its layout
+    app.jinja_env.install_gettext_callables(
+        lambda message: request_translations().ugettext(message),
+        lambda singular, plural, count: request_translations().ungettext(singular, plural, count),
+        newstyle=True,
+    )
     app.jinja_env.filters["localtime"] = localtime
     app.jinja_env.filters["localdate"] = localdate
     app.jinja_env.filters["translated"] = translated
