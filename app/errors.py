@@ -1,14 +1,13 @@
 """Error pages: a full page, or a fragment for htmx, and never a stack trace or a secret."""
 
 from flask import Flask
-from flask_babel import gettext
-from flask_babel import lazy_gettext as _l
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from app.extensions import db
 from app.htmx import render_page_or_partial
-from app.i18n import translated
+from app.i18n import gettext, translated
+from app.i18n import lazy_gettext as _l
 
 TITLES = {
     400: _l("Bad request"),

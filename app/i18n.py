@@ -7,7 +7,31 @@ the values back. A text that matches no pattern (Vambe's or WhatsApp's own words
 
 import re
 
-from flask_babel import gettext
+from flask import has_request_context, request
+from flask_babel import get_translations
+from flask_babel.speaklater import LazyString
+
+
+def request_translations():
+    """The viewer's catalog, looked up once per request (Flask-Babel's own lookup runs for every string)."""
+    if not has_request_context():
+        return get_translations()
+    # On the request, not on g: a test's app context can outlive many requests.
+    if "handoff.translations" not in request.environ:
+        request.environ["handoff.translations"] = get_translations()
+    return request.environ["handoff.translations"]
+
+
+def gettext(message: str, **values) -> str:
+    """Flask-Babel's gettext, with the catalog looked up once per request: pages translate hundreds of strings."""
+    text = request_translations().ugettext(message)
+    return text % values if values else text
+
+
+def lazy_gettext(message: str, **values) -> LazyString:
+    """``gettext`` when the text is shown, not when it is defined (form labels, domain refusals)."""
+    return LazyString(gettext, message, **values)
+
 
 FIELD = re.compile(r"%\((\w+)\)s")
 PATTERNS: dict[str, re.Pattern] = {}

@@ -8,12 +8,11 @@ import re
 from datetime import date
 
 from flask import Flask, current_app, request
-from flask_babel import gettext
 from werkzeug.exceptions import BadRequest, UnsupportedMediaType
 from werkzeug.routing import BaseConverter, ValidationError
 from wtforms import DateField
 
-from app.i18n import N_
+from app.i18n import N_, gettext
 from app.models import MAX_RECORD_ID, unstorable
 
 FIRST_DAY = date(2000, 1, 1)

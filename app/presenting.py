@@ -9,15 +9,15 @@ from urllib.parse import unquote
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from babel.dates import format_date, format_datetime, format_skeleton
-from flask import Flask, current_app, g, has_request_context, request
-from flask_babel import format_decimal, format_percent, get_locale, get_translations
-from flask_babel import lazy_gettext as _l
+from flask import Flask, current_app, has_request_context, request
+from flask_babel import format_decimal, format_percent, get_locale
 from flask_login import current_user
 from markupsafe import Markup, escape
 
 from app.clock import utcnow
 from app.domain.templates import PLACEHOLDER, placeholder_count
-from app.i18n import translated
+from app.i18n import gettext, request_translations, translated
+from app.i18n import lazy_gettext as _l
 from app.models import (
     AuditKind,
     Author,
@@ -57,9 +57,10 @@ def viewer_zone() -> ZoneInfo:
     static/localtime.js reported it), else UTC. Worked out once per request: a page formats hundreds of times."""
     if not has_request_context():
         return ZoneInfo(viewer_zone_name())
-    if "viewer_zone" not in g:
-        g.viewer_zone = ZoneInfo(viewer_zone_name())
-    return g.viewer_zone
+    # On the request, not on g: a test's app context can outlive many requests.
+    if "handoff.viewer_zone" not in request.environ:
+        request.environ["handoff.viewer_zone"] = ZoneInfo(viewer_zone_name())
+    return request.environ["handoff.viewer_zone"]
 
 
 def viewer_zone_name() -> str:
@@ -320,21 +321,6 @@ def console_words() -> dict[str, str]:
         "a_customer": gettext("a customer"),
         "unread": gettext("(unread)"),
     }
-
-
-def request_translations():
-    """The viewer's catalog, looked up once per request (Flask-Babel's own lookup runs for every string)."""
-    if not has_request_context():
-        return get_translations()
-    if "translations" not in g:
-        g.translations = get_translations()
-    return g.translations
-
-
-def gettext(message: str, **values) -> str:
-    """Flask-Babel's gettext, with the catalog looked up once per request: pages translate hundreds of strings."""
-    text = request_translations().ugettext(message)
-    return text % values if values else text
 
 
 def register(app: Flask) -> None:

@@ -4,13 +4,13 @@ from functools import wraps
 from urllib.parse import urlsplit
 
 from flask import abort, make_response, redirect, request, url_for
-from flask_babel import gettext
-from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
 from app.clock import utcnow
 from app.domain.sessions import session_user
 from app.extensions import login_manager
+from app.i18n import gettext
+from app.i18n import lazy_gettext as _l
 from app.models import Role, User
 from app.presenting import ROLE_LABELS
 

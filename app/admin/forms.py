@@ -1,4 +1,3 @@
-from flask_babel import lazy_gettext as _l
 from flask_babel import lazy_pgettext
 from flask_wtf import FlaskForm
 from wtforms import (
@@ -17,6 +16,7 @@ from wtforms.validators import DataRequired, Length
 from app.domain.accounts import AccountError, check_password_strength
 from app.domain.handoff_phrases import LANGUAGES
 from app.domain.templates import CATEGORIES, TemplateFields
+from app.i18n import lazy_gettext as _l
 from app.inputs import chosen_record
 from app.models import BusinessNumber, Role
 

@@ -1,7 +1,6 @@
 from datetime import datetime
 
 from flask import abort, current_app, flash, redirect, request, url_for
-from flask_babel import gettext
 from flask_login import current_user
 from wtforms import SelectChoice
 
@@ -18,7 +17,7 @@ from app.domain.reconciling import reconcile_now, settings_from
 from app.domain.templates import TemplateRefused, list_templates, save_template
 from app.extensions import db
 from app.htmx import render_page_or_partial
-from app.i18n import translated
+from app.i18n import gettext, translated
 from app.inputs import day, record_id
 from app.models import AuditKind, HandoffPhrase, MessageTemplate, Role, User, WebhookDelivery
 from app.presenting import AUDIT_LABELS, DELIVERY_STATES, ROLE_LABELS, start_of_local_day

@@ -1,7 +1,7 @@
 from zoneinfo import available_timezones
 
 from flask import flash, redirect, render_template, request, url_for
-from flask_babel import gettext, ngettext
+from flask_babel import ngettext
 from flask_login import current_user, login_required, login_user, logout_user
 
 from app.auth import bp
@@ -9,6 +9,7 @@ from app.auth.forms import AUTOMATIC, LoginForm, PasswordChangeForm, Preferences
 from app.clock import utcnow
 from app.domain.accounts import AccountError, change_own_password, set_preferences, sign_in, sign_out
 from app.domain.throttling import Throttled
+from app.i18n import gettext
 from app.presenting import LANGUAGE_NAMES, duration
 from app.security import safe_next_url
 

@@ -4,7 +4,6 @@ import secrets
 from datetime import datetime
 from functools import cache
 
-from flask_babel import lazy_gettext as _l
 from sqlalchemy import and_, func, or_, select
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -12,6 +11,7 @@ from app import models
 from app.domain.sessions import end_session, end_sessions_of, start_session
 from app.domain.throttling import charge_attempt, hold_pair, record_outcome
 from app.extensions import db
+from app.i18n import lazy_gettext as _l
 from app.models import AuditEvent, AuditKind, Role, User
 
 MIN_PASSWORD_LENGTH = 8

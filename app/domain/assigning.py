@@ -2,10 +2,9 @@
 
 from datetime import datetime
 
-from flask_babel import lazy_gettext as _l
-
 from app.domain.handoffs import record_resolved, record_taken
 from app.extensions import db
+from app.i18n import lazy_gettext as _l
 from app.models import AuditEvent, AuditKind, Conversation, ConversationStatus, User
 
 

@@ -3,12 +3,12 @@ conversation for a human (see app/domain/handoffs.py)."""
 
 from datetime import datetime
 
-from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from app.domain.handoffs import words_of
 from app.extensions import db
+from app.i18n import lazy_gettext as _l
 from app.models import AuditEvent, AuditKind, HandoffPhrase, User
 
 LANGUAGES = {"es": "Spanish", "pt": "Portuguese", "en": "English"}

@@ -10,12 +10,12 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from flask_babel import lazy_gettext as _l
 from sqlalchemy import and_, exists, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from app.domain.window import WINDOW_LENGTH, WindowState, window_condition
 from app.extensions import db
+from app.i18n import lazy_gettext as _l
 from app.models import (
     AuditEvent,
     AuditKind,

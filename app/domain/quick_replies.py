@@ -3,12 +3,12 @@
 import re
 from datetime import datetime
 
-from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from app.domain.sending import MAX_MESSAGE_LENGTH
 from app.extensions import db
+from app.i18n import lazy_gettext as _l
 from app.models import QuickReply, User
 
 SHORTCUT_PATTERN = re.compile(r"[a-z0-9][a-z0-9-]{0,39}")

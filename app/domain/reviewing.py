@@ -8,12 +8,12 @@ import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
 
 from app.domain.jobs import record_run, single_runner
 from app.domain.window import WINDOW_LENGTH
 from app.extensions import db
+from app.i18n import lazy_gettext as _l
 from app.models import (
     AuditEvent,
     AuditKind,

@@ -6,7 +6,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
@@ -16,6 +15,7 @@ from app.domain.templates import TemplateRefused, filled
 from app.domain.window import WindowStatus, window_status
 from app.extensions import db
 from app.i18n import N_
+from app.i18n import lazy_gettext as _l
 from app.models import (
     AuditEvent,
     AuditKind,

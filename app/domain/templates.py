@@ -10,10 +10,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from flask_babel import lazy_gettext as _l
 from sqlalchemy import or_, select
 
 from app.extensions import db
+from app.i18n import lazy_gettext as _l
 from app.models import AuditEvent, AuditKind, BusinessNumber, Conversation, MessageTemplate, User
 
 PLACEHOLDER = re.compile(r"\{\{\s*(\d+)\s*\}\}")

@@ -1,6 +1,5 @@
 import uuid
 
-from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
@@ -17,6 +16,7 @@ from wtforms.validators import DataRequired, Length
 
 from app.domain.conversations import InboxFilters
 from app.domain.sending import Reply, TemplateSend
+from app.i18n import lazy_gettext as _l
 from app.inputs import chosen_record, record_id
 from app.models import BusinessNumber, Conversation, ConversationStatus, User
 

@@ -1,13 +1,13 @@
 """Leads manage the quick replies that agents insert with "/" in the composer."""
 
 from flask import flash, redirect, url_for
-from flask_babel import gettext
 from flask_login import current_user
 
 from app.clock import utcnow
 from app.domain.quick_replies import QuickReplyRefused, delete_quick_reply, list_quick_replies, save_quick_reply
 from app.extensions import db
 from app.htmx import render_page_or_partial
+from app.i18n import gettext
 from app.inbox import bp
 from app.inbox.forms import QuickReplyForm
 from app.models import QuickReply, Role

@@ -1,7 +1,6 @@
 from datetime import timedelta
 
 from flask import abort, current_app, flash, redirect, render_template, request, url_for
-from flask_babel import gettext
 from flask_login import current_user, login_required
 
 from app import vambe_client
@@ -25,6 +24,7 @@ from app.domain.templates import templates_for
 from app.domain.window import window_status
 from app.extensions import db
 from app.htmx import is_partial_request, render_page_or_partial
+from app.i18n import gettext
 from app.inbox import bp
 from app.inbox.forms import AssignForm, InboxFilterForm, ReplyForm, StatusForm, TemplateForm, new_idempotency_key
 from app.inputs import id_or_none, record_id

@@ -1,4 +1,3 @@
-from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
@@ -14,6 +13,7 @@ from wtforms import (
 from wtforms.validators import DataRequired, Length, Optional
 
 from app.domain.searching import SearchFilters
+from app.i18n import lazy_gettext as _l
 from app.inputs import DayField, record_id
 from app.models import Direction, Outcome
 from app.presenting import OUTCOME_LABELS

@@ -4,7 +4,6 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from flask import Response, abort, current_app, flash, redirect, request, stream_with_context, url_for
-from flask_babel import gettext
 from flask_login import current_user
 
 from app.clock import utcnow
@@ -26,6 +25,7 @@ from app.domain.searching import iterate_matches, search_messages
 from app.domain.window import window_status
 from app.extensions import db
 from app.htmx import render_page_or_partial
+from app.i18n import gettext
 from app.inputs import day, id_or_none, record_id
 from app.models import AuditEvent, AuditKind, Author, Conversation, ReviewItem, ReviewRule, Role, User
 from app.presenting import author_label, start_of_local_day, viewer_zone

@@ -5,11 +5,11 @@ import uuid
 from datetime import datetime, timedelta
 
 from flask import current_app
-from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
 
 from app.domain.handoffs import words_of
 from app.extensions import db
+from app.i18n import lazy_gettext as _l
 from app.sandbox.state import SandboxChannel, SandboxContact, SandboxMessage
 from app.sandbox.transport import deliver_webhook
 

@@ -1,8 +1,9 @@
-from flask_babel import gettext
-from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, SelectChoice, SelectField, StringField, SubmitField, TextAreaField, ValidationError
 from wtforms.validators import DataRequired, Length, Optional
+
+from app.i18n import gettext
+from app.i18n import lazy_gettext as _l
 
 NEW_CUSTOMER = "new"
 

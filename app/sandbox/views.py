@@ -1,7 +1,6 @@
 """The page where a newcomer plays the customer."""
 
 from flask import abort, redirect, request, url_for
-from flask_babel import gettext
 from flask_login import login_required
 from sqlalchemy import select
 from wtforms import SelectChoice
@@ -9,6 +8,7 @@ from wtforms import SelectChoice
 from app.clock import utcnow
 from app.extensions import db
 from app.htmx import is_partial_request, render_page_or_partial
+from app.i18n import gettext
 from app.sandbox import bp
 from app.sandbox.customers import (
     NotABusinessMessage,
