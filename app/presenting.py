@@ -299,10 +299,6 @@ TURN_LABELS = {
     Author.AGENT: _l("Person"),
     Author.OTHER_TOOL: _l("Other tool"),
 }
-RULE_SETTING_LABELS = {
-    ReviewReason.LONG_WAIT: _l("Minutes in the handoff queue"),
-    ReviewReason.RANDOM: _l("Percent of the resolved conversations"),
-}
 STATUS_LABELS = {ConversationStatus.OPEN: _l("Open"), ConversationStatus.RESOLVED: _l("Resolved")}
 DIRECTION_LABELS = {Direction.INBOUND: _l("inbound"), Direction.OUTBOUND: _l("outbound")}
 WHATSAPP_STATUSES = {"sent": _l("sent"), "delivered": _l("delivered"), "read": _l("read"), "failed": _l("failed")}
@@ -348,7 +344,6 @@ def register(app: Flask) -> None:
     app.jinja_env.globals["STATUS_LABELS"] = STATUS_LABELS
     app.jinja_env.globals["DIRECTION_LABELS"] = DIRECTION_LABELS
     app.jinja_env.globals["TURN_LABELS"] = TURN_LABELS
-    app.jinja_env.globals["RULE_SETTING_LABELS"] = RULE_SETTING_LABELS
     app.jinja_env.globals["WHATSAPP_STATUSES"] = WHATSAPP_STATUSES
     app.jinja_env.filters["number"] = format_decimal
     app.jinja_env.filters["score"] = lambda average: format_decimal(average, "0.0")

@@ -353,3 +353,28 @@ def test_the_health_panel_and_reconcile_now_are_for_admins(app, client, auth):
         [event] = db.session.scalars(select(AuditEvent).where(AuditEvent.kind == AuditKind.RECONCILED)).all()
         assert event.details["missed"] == 2
     assert client.get("/readyz").get_json() == {"ready": True, "database": "ok", "migrations": "at head"}
+
+
+def test_the_sandbox_page_plays_whatsapps_statuses(app, client, auth):
+    auth.login_as(Role.AGENT)
+    with app.app_context():
+        conversation = taken_over_in_the_sandbox(app)
+        sandbox_id = agents_send(conversation).provider_message_id
+        inbound_id = db.session.scalar(
+            select(SandboxMessage.id).where(
+                SandboxMessage.contact_id == conversation.vambe_contact_id, SandboxMessage.direction == "INBOUND"
+            )
+        )
+    token = auth.csrf_token("/sandbox/")
+    assert (
+        client.post(f"/sandbox/messages/{sandbox_id}/status", data={"csrf_token": token, "status": "x"}).status_code
+        == 400
+    )
+    assert (
+        client.post(f"/sandbox/messages/{inbound_id}/status", data={"csrf_token": token, "status": "read"}).status_code
+        == 404
+    )
+    response = client.post(f"/sandbox/messages/{sandbox_id}/status", data={"csrf_token": token, "status": "failed"})
+    assert response.status_code == 303
+    with app.app_context():
+        assert db.session.get(SandboxMessage, sandbox_id).status == "failed"

@@ -46,6 +46,10 @@ class ReviewRefused(ValueError):
     """A rule setting, comment or verdict that cannot be taken; the message says why."""
 
 
+class UnknownRule(ReviewRefused):
+    """No review rule has that name."""
+
+
 def rules() -> list[ReviewRule]:
     """Every rule, in the order the queue page lists them."""
     found = {rule.reason: rule for rule in db.session.scalars(select(ReviewRule))}
@@ -56,7 +60,7 @@ def change_rule(reason: str, *, enabled: bool, setting: int | None, actor: User,
     """Switch a rule on or off and set its one setting; audited, commits."""
     rule = db.session.get(ReviewRule, reason)
     if rule is None:
-        raise ReviewRefused(_l("There is no review rule “%(rule)s”.", rule=reason[:40]))
+        raise UnknownRule(_l("There is no review rule “%(rule)s”.", rule=reason[:40]))
     if reason in SETTINGS:
         low, high, meaning = SETTINGS[reason]
         if setting is None or not low <= setting <= high:

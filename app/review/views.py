@@ -27,7 +27,7 @@ from app.extensions import db
 from app.htmx import render_page_or_partial
 from app.i18n import gettext
 from app.inputs import day, id_or_none, record_id
-from app.models import AuditEvent, AuditKind, Author, Conversation, ReviewItem, ReviewRule, Role, User
+from app.models import AuditEvent, AuditKind, Author, Conversation, ReviewItem, Role, User
 from app.presenting import author_label, start_of_local_day, viewer_zone
 from app.review import bp
 from app.review.forms import CommentForm, RuleForm, SearchForm, VerdictForm
@@ -358,9 +358,9 @@ def change_rule(reason: str):
             actor=current_user._get_current_object(),
             now=utcnow(),
         )
+    except reviewing.UnknownRule as refusal:
+        abort(404, str(refusal))
     except reviewing.ReviewRefused as refusal:
-        if db.session.get(ReviewRule, reason) is None:
-            abort(404, str(refusal))
         db.session.rollback()
         return render_queue(status=422, rule_error=(reason, str(refusal)))
     return redirect(url_for("review.queue", _anchor="rules"), 303)
@@ -387,7 +387,6 @@ def review_conversation(item_id: int, status: int = 200, **context):
         thread_url=url_for("review.review_conversation", item_id=item.id),
         window=window_status(conversation.last_inbound_at, utcnow(), current_app.config["WINDOW_WARNING"]),
         comments=reviewing.comments_by_message(item),
-        comment_form=CommentForm(formdata=None),
         read_only=True,
         **context,
     )

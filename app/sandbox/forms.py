@@ -4,6 +4,7 @@ from wtforms.validators import DataRequired, Length, Optional
 
 from app.i18n import gettext
 from app.i18n import lazy_gettext as _l
+from app.sandbox.customers import WHATSAPP_STATUSES
 
 NEW_CUSTOMER = "new"
 
@@ -41,4 +42,4 @@ class CustomerMessageForm(FlaskForm):
 
 
 class WhatsAppStatusForm(FlaskForm):
-    status = SelectField(choices=[SelectChoice(status, status) for status in ("delivered", "read", "failed")])
+    status = SelectField(choices=[SelectChoice(status, status) for status in WHATSAPP_STATUSES])

@@ -56,10 +56,11 @@ def send_as_customer():
 @login_required
 def report_status(message_id: str):
     """WhatsApp delivers, reads or fails a message the business sent (the sandbox's history records it)."""
-    if not WhatsAppStatusForm().validate_on_submit():
+    form = WhatsAppStatusForm()
+    if not form.validate_on_submit():
         abort(400, gettext("Choose delivered, read or failed."))
     try:
-        message = whatsapp_reports(message_id, request.form["status"])
+        message = whatsapp_reports(message_id, form.status.data)
     except NotABusinessMessage as error:
         abort(404, str(error))
     if not is_partial_request():
